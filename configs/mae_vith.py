@@ -1,0 +1,13 @@
+"""MAE ViT-H/14 pre-training on ImageNet-1k (He et al. 2022).
+
+  python -m ssljax.main --config=configs/mae_vith.py:epochs=1600 --workdir=gs://BUCKET/mae_vith
+  python -m ssljax.main --config=configs/mae_vith.py:runlocal --workdir=/tmp/mae_vith_local
+
+Hardware: TPU v3-128 class at batch 4096; consider model.dtype=bfloat16 and model.remat.
+Paper result (1600 epochs): fine-tune top-1 86.9 at 224px (87.8 at 448px), linear 76.6.
+"""
+from ssljax import recipes
+
+
+def get_config(arg=None):
+  return recipes.mae_imagenet("H/14", arg)

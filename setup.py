@@ -1,0 +1,40 @@
+"""ssljax: self-supervised visual representation learning in JAX/Flax."""
+import setuptools
+
+INSTALL_REQUIRES = [
+    "jax>=0.10.2",
+    "flax>=0.12.8",
+    "optax>=0.2.8",
+    "orbax-checkpoint>=0.12",
+    "ml-collections>=1.0",
+    "clu>=0.0.12",
+    "tensorflow-datasets>=4.9.10",
+    "importlib_resources>=6.0",  # tfds imports it without declaring it
+    "grain>=0.2.18",
+    "tensorboard>=2.18",
+    "numpy>=1.26",
+    "pillow>=10.0",
+    "scikit-learn>=1.4",
+    "matplotlib>=3.8",
+    "absl-py>=2.1",
+]
+
+EXTRAS_REQUIRE = {
+    "test": ["pytest>=8.0", "pytest-xdist>=3.5"],
+    # Only for TFDS datasets stored as tfrecord; array_record datasets need no TensorFlow.
+    "tf": ["tensorflow-cpu>=2.18"],
+    # Reference peer for benchmarks and parity tests (CPU wheel; no timm).
+    "torch": ["torch==2.13.0"],
+}
+
+setuptools.setup(
+    name="ssljax",
+    version="0.1.0",
+    description="Self-supervised visual representation learning (MAE, SimSiam, ...) in JAX/Flax.",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11",
+    packages=setuptools.find_packages(include=["ssljax", "ssljax.*"]),
+    install_requires=INSTALL_REQUIRES,
+    extras_require=EXTRAS_REQUIRE,
+)

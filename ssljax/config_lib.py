@@ -1,0 +1,137 @@
+"""Config helpers: "file.py:arg" parsing, durations in steps or epochs, validation.
+
+Configs are `ml_collections.ConfigDict`s from `get_config(arg)`; `arg` is the text after the
+colon of `--config=configs/x.py:runlocal,batch=64` and is parsed by `parse_arg`.
+"""
+import ml_collections
+
+from ssljax.errors import ConfigError
+
+
+def parse_arg(arg, **defaults):
+  """"runlocal,size=B/16" -> ConfigDict(runlocal=True, size="B/16", **other defaults).
+
+  Flags are `name` (True) or `name=value`; values are cast to the type of their default.
+  Unknown names are an error.
+  """
+  result = dict(defaults)
+  for item in filter(None, (arg or "").split(",")):
+    name, _, value = item.partition("=")
+    if name not in result:
+      raise ConfigError(f"config argument {name!r} is unknown: use one of "
+                        f"{', '.join(sorted(result)) or '(none)'}")
+    default = result[name]
+    if not value:
+      value = True
+    elif isinstance(default, bool):
+      value = value.lower() in ("1", "true", "yes")
+    elif default is not None:
+      value = type(default)(value)
+    result[name] = value
+  return ml_collections.ConfigDict(result)
+
+
+def steps(config, name, steps_per_epoch, default=None):
+  """Duration `name` in steps, from `{name}_steps` or `{name}_epochs` of `config`."""
+  num_steps = config.get(f"{name}_steps")
+  epochs = config.get(f"{name}_epochs")
+  if num_steps is not None and epochs is not None:
+    raise ConfigError(f"both {name}_steps and {name}_epochs are set: set only one")
+  if num_steps is not None:
+    return int(num_steps)
+  if epochs is not None:
+    return int(round(epochs * steps_per_epoch))
+  if default is None:
+    raise ConfigError(f"neither {name}_steps nor {name}_epochs is set: set one")
+  return default
+
+
+def validate(config):
+  """Checks of values that would otherwise fail late or silently; raises ConfigError."""
+  size = config.input.image_size
+  if size <= 0:
+    raise ConfigError(f"input.image_size={size} must be positive")
+  if config.input.batch_size <= 0:
+    raise ConfigError(f"input.batch_size={config.input.batch_size} must be positive")
+  if "mae" in config:
+    from ssljax.models import vit  # pylint: disable=g-import-not-at-top
+    try:
+      spec = vit.spec_from_config(config.model)
+    except ValueError as e:
+      raise ConfigError(f"model.variant: {e}") from None
+    patch = spec["patch_size"]
+    if spec["width"] % spec["num_heads"]:
+      raise ConfigError(f"model width {spec['width']} is not divisible by num_heads "
+                        f"{spec['num_heads']}: change model.num_heads")
+    if size % patch:
+      raise ConfigError(f"input.image_size {size} is not divisible by patch_size {patch}: "
+                        "change input.image_size or model.variant")
+    ratio = config.mae.mask_ratio
+    if not 0 <= ratio < 1:
+      raise ConfigError(f"mae.mask_ratio={ratio} is outside [0, 1): use e.g. 0.75")
+  for field in ("blr", "lr", "weight_decay"):
+    value = config.optim.get(field)
+    if value is not None and value < 0:
+      raise ConfigError(f"optim.{field}={value} is negative: use a value >= 0")
+
+
+def base_config():
+  """Trainer fields every recipe has; recipes fill in method, model, input and durations."""
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+  c.method = ""
+  c.total_steps = None
+  c.total_epochs = None
+  c.log_every_steps = 50
+  c.checkpoint_every_steps = 1000
+  c.keep_checkpoints = 3
+
+  c.input = ml_collections.ConfigDict()
+  c.input.source = "digits"  # digits | npz | tfds | image_folder
+  c.input.name = ""  # TFDS dataset name
+  c.input.data_dir = None
+  c.input.split = "train"
+  c.input.image_size = 32
+  c.input.batch_size = 256
+  c.input.num_threads = 4
+
+  c.aug = ml_collections.ConfigDict()
+  c.aug.crop = True
+  c.aug.crop_scale = (0.2, 1.0)
+  c.aug.flip = True
+
+  c.model = ml_collections.ConfigDict()
+  c.model.variant = "B/16"
+  c.model.width = None  # width/depth/num_heads/mlp_dim, when set, override the variant
+  c.model.depth = None
+  c.model.num_heads = None
+  c.model.mlp_dim = None
+  c.model.dtype = "float32"
+  c.model.remat = False
+
+  c.optim = ml_collections.ConfigDict()
+  c.optim.name = "adamw"
+  c.optim.blr = 1.5e-4  # peak lr = blr * batch_size / 256 unless optim.lr is set
+  c.optim.lr = None
+  c.optim.b1 = 0.9
+  c.optim.b2 = 0.95
+  c.optim.momentum = 0.9
+  c.optim.weight_decay = 0.05
+  c.optim.wd_exclude = r"(^|/)(cls_token|mask_token|pos_embed)$"
+  c.optim.warmup_steps = None
+  c.optim.warmup_epochs = None
+  c.optim.min_lr = 0.0
+  c.optim.clip_norm = None
+
+  c.evals = ml_collections.ConfigDict()
+  return c
+
+
+def knn_eval_config(every_steps, *, test_split="test", feature="patch_mean", batch_size=256,
+                    max_train_examples=None, max_test_examples=None):
+  """`config.evals.knn`: weighted kNN top-1 (k 20 and 200, temperature 0.07)."""
+  return ml_collections.ConfigDict(dict(
+      type="knn", every_steps=every_steps, train_split="train", test_split=test_split,
+      feature=feature, k=(20, 200), temperature=0.07, batch_size=batch_size,
+      max_train_examples=max_train_examples, max_test_examples=max_test_examples,
+      random_init_baseline=False))

@@ -1,0 +1,1 @@
+"""Data: sources (host-side reading), the grain pipeline, on-device augmentations."""

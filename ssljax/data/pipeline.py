@@ -1,0 +1,56 @@
+"""The training input pipeline: grain, sharded per host, seeded shuffle, checkpointable.
+
+Global batch s holds elements [s*G, (s+1)*G) of an endless stream that reshuffles every epoch
+(grain folds the epoch into the seed). Host p reads the contiguous slice [p*b, (p+1)*b) of it
+(b = G / process_count), so the global batch, in order, is the same for any number of hosts.
+The iterator's state (its position in the stream) is saved with checkpoints.
+"""
+import sys
+
+import grain
+import jax
+import numpy as np
+
+from ssljax.errors import ConfigError
+
+
+class _HostSlice:
+  """Random-access view of one host's slice of every global batch of `stream`."""
+
+  def __init__(self, stream, global_batch, process_index, process_count):
+    self._stream = stream
+    self._global = global_batch
+    self._local = global_batch // process_count
+    self._offset = process_index * self._local
+
+  def __len__(self):
+    return sys.maxsize
+
+  def __getitem__(self, index):
+    step, j = divmod(index, self._local)
+    return self._stream[step * self._global + self._offset + j]
+
+
+def _keep_image_label(example):
+  return {"image": np.asarray(example["image"], np.uint8),
+          "label": np.asarray(example["label"], np.int32)}
+
+
+def train_iterator(source, global_batch_size, seed, *, process_index=None, process_count=None,
+                   num_threads=4):
+  """Endless iterator of this host's batches {"image": [b, H, W, 3], "label": [b]}."""
+  process_index = jax.process_index() if process_index is None else process_index
+  process_count = jax.process_count() if process_count is None else process_count
+  if global_batch_size % process_count:
+    raise ConfigError(f"input.batch_size={global_batch_size} is not divisible by the "
+                      f"{process_count} processes: use a multiple of {process_count}")
+  if len(source) < global_batch_size:
+    raise ConfigError(f"input.batch_size={global_batch_size} exceeds the {len(source)} "
+                      f"examples of {getattr(source, 'name', 'the dataset')}: lower it")
+  stream = grain.MapDataset.source(source).shuffle(seed=seed).repeat()
+  local = global_batch_size // process_count
+  host = grain.MapDataset.source(_HostSlice(stream, global_batch_size, process_index,
+                                            process_count))
+  host = host.map(_keep_image_label).batch(local, drop_remainder=True)
+  options = grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=2 * local)
+  return iter(host.to_iter_dataset(options))

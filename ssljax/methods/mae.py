@@ -1,0 +1,172 @@
+"""Masked autoencoder (He et al., 2022) as pure functions.
+
+The encoder sees only the visible ~25% of patches; a small decoder gets the encoded visible
+tokens plus mask tokens for all patches and predicts pixels; the loss is the MSE on masked
+patches only, optionally against per-patch normalised pixels (`norm_pix_loss`).
+"""
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from ssljax.data import augment
+from ssljax.models import patches, vit
+
+
+def build_models(config):
+  """(encoder, decoder) Linen modules from `config.model` and `config.mae`."""
+  spec = vit.spec_from_config(config.model)
+  dtype = jnp.dtype(config.model.dtype)
+  encoder = vit.ViT(**spec, dtype=dtype, remat=config.model.remat)
+  decoder = vit.MAEDecoder(
+      width=config.mae.decoder_width, depth=config.mae.decoder_depth,
+      num_heads=config.mae.decoder_heads,
+      mlp_dim=int(config.mae.decoder_width * config.mae.decoder_mlp_ratio),
+      patch_size=spec["patch_size"], dtype=dtype, remat=config.model.remat)
+  return encoder, decoder
+
+
+def num_patches(config):
+  return (config.input.image_size // vit.spec_from_config(config.model)["patch_size"]) ** 2
+
+
+def random_masking(rng, batch_size, length, mask_ratio, noise=None):
+  """Per-example random masking by sorting uniform noise; the lowest noise is kept.
+
+  Returns keep_indices [B, K] (K = int(L * (1 - mask_ratio)), the same for every example),
+  mask [B, L] (1 = masked, 0 = visible, in patch order) and restore_indices [B, L] that undo the
+  shuffle. Each example gets its own key, so examples get different masks; `noise` [B, L]
+  replaces the sampled noise (to reproduce another implementation's mask).
+  """
+  if noise is None:
+    keys = jax.random.split(rng, batch_size)
+    noise = jax.vmap(lambda k: jax.random.uniform(k, (length,)))(keys)
+  num_keep = int(length * (1 - mask_ratio))
+  shuffle = jnp.argsort(noise, axis=1)
+  restore = jnp.argsort(shuffle, axis=1)
+  mask_shuffled = (jnp.arange(length) >= num_keep).astype(jnp.float32)
+  mask = jnp.take_along_axis(jnp.broadcast_to(mask_shuffled, (batch_size, length)), restore, 1)
+  return shuffle[:, :num_keep], mask, restore
+
+
+def patch_targets(images, patch_size, norm_pix_loss):
+  """[B, H, W, C] -> [B, L, p*p*C] targets; per-patch standardised if `norm_pix_loss`.
+
+  As in the official release the variance is the unbiased one, with eps 1e-6.
+  """
+  target = patches.patchify(images.astype(jnp.float32), patch_size)
+  if norm_pix_loss:
+    mean = target.mean(axis=-1, keepdims=True)
+    var = target.var(axis=-1, keepdims=True, ddof=1)
+    target = (target - mean) / jnp.sqrt(var + 1e-6)
+  return target
+
+
+def masked_mse(pred, target, mask):
+  """Mean over masked patches of the per-patch MSE; visible patches do not count."""
+  per_patch = jnp.mean((pred.astype(jnp.float32) - target) ** 2, axis=-1)
+  return jnp.sum(per_patch * mask) / jnp.maximum(jnp.sum(mask), 1.0)
+
+
+def forward(config, params, images, rng=None, noise=None):
+  """Normalised images [B, H, W, C] -> (pred [B, L, p*p*C], mask [B, L])."""
+  encoder, decoder = build_models(config)
+  b = images.shape[0]
+  length = num_patches(config)
+  keep, mask, restore = random_masking(rng, b, length, config.mae.mask_ratio, noise)
+  if config.mae.encoder_mask_tokens:  # BERT-style: mask tokens go through the encoder
+    tokens, _ = encoder.apply({"params": params["encoder"]}, images, token_mask=mask)
+    restore = jnp.broadcast_to(jnp.arange(length), (b, length))
+  else:
+    tokens, _ = encoder.apply({"params": params["encoder"]}, images, keep_indices=keep)
+  pred, _ = decoder.apply({"params": params["decoder"]}, tokens, restore)
+  return pred, mask
+
+
+def init(config, rng, image_shape):
+  """Variables {"params": {"encoder", "decoder"}} for images of `image_shape` [B, H, W, C]."""
+  encoder, decoder = build_models(config)
+  enc_key, dec_key = jax.random.split(rng)
+  images = jnp.zeros(image_shape, jnp.float32)
+  kwargs = {}
+  length = num_patches(config)
+  b = image_shape[0]
+  if config.mae.encoder_mask_tokens:
+    kwargs["token_mask"] = jnp.zeros((b, length))
+  enc_vars = encoder.init(enc_key, images, **kwargs)
+  tokens, _ = encoder.apply(enc_vars, images, **kwargs)
+  dec_vars = decoder.init(dec_key, tokens, jnp.broadcast_to(jnp.arange(length), (b, length)))
+  return {"params": {"encoder": enc_vars["params"], "decoder": dec_vars["params"]}}
+
+
+def _views(config, rng, images):
+  return augment.crop_flip_views(rng, images, config.input.image_size,
+                                 crop_scale=config.aug.crop_scale, flip=config.aug.flip,
+                                 crop=config.aug.crop)
+
+
+def _eval_view(images, size):
+  """uint8 [B, H, W, C] -> normalised float32 [B, size, size, C], no randomness."""
+  x = augment.normalize(images)
+  if x.shape[1] != size:
+    x = jax.image.resize(x, (x.shape[0], size, size, x.shape[-1]), "linear")
+  return x
+
+
+def loss(config, params, state, batch, rng):
+  """uint8 batch["image"] [B, H, W, C] -> (loss, (state, metrics)); MAE has no extra state."""
+  aug_key, mask_key = jax.random.split(rng)
+  images = _views(config, aug_key, batch["image"])
+  pred, mask = forward(config, params, images, mask_key)
+  p = vit.spec_from_config(config.model)["patch_size"]
+  value = masked_mse(pred, patch_targets(images, p, config.mae.norm_pix_loss), mask)
+  return value, (state, {"loss": value})
+
+
+def encode(config, variables, images):
+  """uint8 [B, H, W, C] -> {"cls", "patch_mean"}: [B, D] features of the unmasked encoder."""
+  x = _eval_view(images, config.input.image_size)
+  encoder, _ = build_models(config)
+  _, features = encoder.apply({"params": variables["params"]["encoder"]}, x)
+  return {k: v.astype(jnp.float32) for k, v in features.items()}
+
+
+def reconstruct(config, variables, images, rng):
+  """uint8 [B, H, W, C] -> dict of [B, H, W, C] images in [0, 1] for the MAE figure.
+
+  "original", "masked" (masked patches grey), "reconstruction" and "pasted" (reconstruction
+  with the visible patches pasted back). With `norm_pix_loss` the predictions are standardised
+  per patch, so they are shown with each patch's true mean and standard deviation restored.
+  """
+  size = config.input.image_size
+  p = vit.spec_from_config(config.model)["patch_size"]
+  x = _eval_view(images, size)
+  pred, mask = forward(config, variables["params"], x, rng)
+  pred = pred.astype(jnp.float32)
+  if config.mae.norm_pix_loss:
+    target = patches.patchify(x, p)
+    mean = target.mean(axis=-1, keepdims=True)
+    std = jnp.sqrt(target.var(axis=-1, keepdims=True, ddof=1) + 1e-6)
+    pred = pred * std + mean
+  pixel_mask = patches.unpatchify(jnp.broadcast_to(mask[..., None], pred.shape), p)
+  recon = patches.unpatchify(pred, p)
+  show = augment.denormalize
+  return {
+      "original": show(x),
+      "masked": show(x) * (1 - pixel_mask) + 0.5 * pixel_mask,
+      "reconstruction": show(recon),
+      "pasted": show(x * (1 - pixel_mask) + recon * pixel_mask),
+  }
+
+
+def default_config():
+  """`config.mae` with the paper's defaults (ViT-L recipe): 75% masking, 8 x 512 decoder."""
+  return ml_collections.ConfigDict(dict(
+      mask_ratio=0.75, norm_pix_loss=True, encoder_mask_tokens=False,
+      decoder_width=512, decoder_depth=8, decoder_heads=16, decoder_mlp_ratio=4.0))
+
+
+def recon_eval_config(every_steps, split="test", num_images=8):
+  """`config.evals.recon`: the reconstruction figure on fixed held-out images."""
+  return ml_collections.ConfigDict(dict(type="recon", every_steps=every_steps, split=split,
+                                        num_images=num_images, seed=0,
+                                        random_init_baseline=False))

@@ -1,0 +1,1 @@
+"""Pure-functional Flax Linen models: ViT encoder, MAE decoder."""

@@ -1,0 +1,200 @@
+"""Vision Transformer encoder and MAE decoder (Flax Linen, pure-functional).
+
+Parameter names follow the official MAE/timm layout (`patch_embed`, `cls_token`, `blocks_{i}`
+with `norm1`/`attn.qkv`/`attn.proj`/`norm2`/`mlp.fc1`/`mlp.fc2`, `norm`, `decoder_embed`,
+`mask_token`, `decoder_blocks_{i}`, `decoder_norm`, `decoder_pred`) so that PyTorch checkpoints
+map one-to-one. Position embeddings are fixed 2-D sin-cos constants, not parameters.
+"""
+import re
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from ssljax.models import posemb
+
+# name: (width, depth, heads, mlp_dim); "mu" is the tiny size for tests and CPU smoke runs.
+SIZES = {
+    "mu": (32, 2, 2, 128),
+    "Ti": (192, 12, 3, 768),
+    "S": (384, 12, 6, 1536),
+    "M": (512, 12, 8, 2048),
+    "B": (768, 12, 12, 3072),
+    "L": (1024, 24, 16, 4096),
+    "H": (1280, 32, 16, 5120),
+}
+
+_dense_init = nn.initializers.xavier_uniform()
+_token_init = nn.initializers.normal(stddev=0.02)
+# MAE initialises the patch projection like a linear layer on the flattened [p*p*C] patch.
+_patch_init = nn.initializers.variance_scaling(1.0, "fan_avg", "uniform", in_axis=(0, 1, 2),
+                                               out_axis=-1)
+
+
+def spec_from_config(model_config):
+  """`parse_variant(model.variant)` with any of model.width/depth/num_heads/mlp_dim that are
+  set overriding the table (e.g. a shallower encoder for an ablation or a CPU demo)."""
+  spec = parse_variant(model_config.variant)
+  for name in ("width", "depth", "num_heads", "mlp_dim"):
+    if model_config.get(name) is not None:
+      spec[name] = model_config[name]
+  return spec
+
+
+def parse_variant(variant):
+  """"B/16" -> dict(width=768, depth=12, num_heads=12, mlp_dim=3072, patch_size=16)."""
+  match = re.fullmatch(r"(\w+)/(\d+)", variant or "")
+  if not match or match.group(1) not in SIZES:
+    raise ValueError(f"unknown ViT variant {variant!r}: use SIZE/PATCH with SIZE one of "
+                     f"{', '.join(SIZES)} (e.g. 'B/16')")
+  width, depth, heads, mlp_dim = SIZES[match.group(1)]
+  return dict(width=width, depth=depth, num_heads=heads, mlp_dim=mlp_dim,
+              patch_size=int(match.group(2)))
+
+
+class Linear(nn.Module):
+  """Dense layer over the last axis: [..., D] -> [..., features], params `kernel`, `bias`.
+
+  Computed on a [N, D] view of the input: XLA:CPU runs that as one plain matmul, about twice
+  as fast as the batched [B, L, D] contraction (and its gradient); elsewhere it is free.
+  """
+  features: int
+  dtype: Any = jnp.float32
+  kernel_init: Any = _dense_init
+
+  @nn.compact
+  def __call__(self, x):
+    kernel = self.param("kernel", self.kernel_init, (x.shape[-1], self.features))
+    bias = self.param("bias", nn.initializers.zeros, (self.features,))
+    y = x.reshape(-1, x.shape[-1]).astype(self.dtype) @ kernel.astype(self.dtype)
+    return (y + bias.astype(self.dtype)).reshape(x.shape[:-1] + (self.features,))
+
+
+class Mlp(nn.Module):
+  """[B, N, D] -> [B, N, D]: fc1, exact GELU, fc2."""
+  mlp_dim: int
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x):
+    width = x.shape[-1]
+    x = Linear(self.mlp_dim, self.dtype, name="fc1")(x)
+    x = nn.gelu(x, approximate=False)
+    return Linear(width, self.dtype, name="fc2")(x)
+
+
+class Attention(nn.Module):
+  """[B, N, D] -> [B, N, D] multi-head self-attention with one fused qkv projection.
+
+  The qkv output is laid out as [3, heads, head_dim] (q, then k, then v), as in timm.
+  """
+  num_heads: int
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x):
+    b, n, width = x.shape
+    if width % self.num_heads:
+      raise ValueError(f"width {width} is not divisible by num_heads {self.num_heads}")
+    head_dim = width // self.num_heads
+    qkv = Linear(3 * width, self.dtype, name="qkv")(x)
+    q, k, v = jnp.moveaxis(qkv.reshape(b, n, 3, self.num_heads, head_dim), 2, 0)
+    # softmax(q k^T / sqrt(d)) v; XLA picks a fused kernel where the backend has one
+    out = jax.nn.dot_product_attention(q, k, v).reshape(b, n, width)
+    return Linear(width, self.dtype, name="proj")(out)
+
+
+class Block(nn.Module):
+  """Pre-norm transformer block: x + attn(norm1(x)), then x + mlp(norm2(x))."""
+  num_heads: int
+  mlp_dim: int
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x):
+    norm = lambda name: nn.LayerNorm(epsilon=1e-6, dtype=self.dtype, name=name)
+    x = x + Attention(self.num_heads, self.dtype, name="attn")(norm("norm1")(x))
+    return x + Mlp(self.mlp_dim, self.dtype, name="mlp")(norm("norm2")(x))
+
+
+def _block_stack(x, *, prefix, depth, num_heads, mlp_dim, dtype, remat):
+  block_cls = nn.remat(Block) if remat else Block
+  for i in range(depth):
+    x = block_cls(num_heads, mlp_dim, dtype, name=f"{prefix}_{i}")(x)
+  return x
+
+
+class ViT(nn.Module):
+  """ViT encoder with a cls token.
+
+  `__call__(images [B, H, W, C], keep_indices [B, K] | None, token_mask [B, L] | None)`
+  returns `(tokens [B, 1+K, D], intermediates)`; tokens[:, 0] is the cls token. With
+  `keep_indices` only those patches are encoded (MAE); with `token_mask` (1 = masked) the masked
+  patches are replaced by a learned `mask_token` and all are encoded (the BERT-style variant).
+  """
+  width: int
+  depth: int
+  num_heads: int
+  mlp_dim: int
+  patch_size: int
+  dtype: Any = jnp.float32
+  remat: bool = False
+
+  @nn.compact
+  def __call__(self, images, keep_indices=None, token_mask=None):
+    b, h, w, _ = images.shape
+    p = self.patch_size
+    if h % p or w % p or h != w:
+      raise ValueError(f"image size {h}x{w} is not a square multiple of patch_size {p}")
+    x = nn.Conv(self.width, (p, p), strides=(p, p), padding="VALID", dtype=self.dtype,
+                kernel_init=_patch_init, name="patch_embed")(images.astype(self.dtype))
+    x = x.reshape(b, -1, self.width)
+    if token_mask is not None:
+      mask_token = self.param("mask_token", _token_init, (1, 1, self.width))
+      m = token_mask[..., None].astype(x.dtype)
+      x = x * (1 - m) + mask_token.astype(x.dtype) * m
+    x = x + jnp.asarray(posemb.sincos_2d(self.width, h // p), x.dtype)
+    if keep_indices is not None:
+      x = jnp.take_along_axis(x, keep_indices[..., None], axis=1)
+    cls = self.param("cls_token", _token_init, (1, 1, self.width))  # its position embedding is 0
+    x = jnp.concatenate([jnp.broadcast_to(cls.astype(x.dtype), (b, 1, self.width)), x], axis=1)
+    x = _block_stack(x, prefix="blocks", depth=self.depth, num_heads=self.num_heads,
+                     mlp_dim=self.mlp_dim, dtype=self.dtype, remat=self.remat)
+    x = nn.LayerNorm(epsilon=1e-6, dtype=self.dtype, name="norm")(x)
+    return x, {"cls": x[:, 0], "patch_mean": x[:, 1:].mean(axis=1)}
+
+
+class MAEDecoder(nn.Module):
+  """MAE decoder: encoder tokens of visible patches -> per-patch pixel predictions.
+
+  `__call__(tokens [B, 1+K, D_enc], restore_indices [B, L])` projects to the decoder width,
+  appends L-K learned mask tokens, un-shuffles them to patch order with `restore_indices`, adds
+  fixed position embeddings, runs its own blocks and returns `(pred [B, L, p*p*C], {})`.
+  """
+  width: int
+  depth: int
+  num_heads: int
+  mlp_dim: int
+  patch_size: int
+  channels: int = 3
+  dtype: Any = jnp.float32
+  remat: bool = False
+
+  @nn.compact
+  def __call__(self, tokens, restore_indices):
+    b, length = restore_indices.shape
+    x = Linear(self.width, self.dtype, name="decoder_embed")(tokens)
+    mask_token = self.param("mask_token", _token_init, (1, 1, self.width)).astype(x.dtype)
+    num_masked = length + 1 - x.shape[1]
+    patches = jnp.concatenate(
+        [x[:, 1:], jnp.broadcast_to(mask_token, (b, num_masked, self.width))], axis=1)
+    patches = jnp.take_along_axis(patches, restore_indices[..., None], axis=1)
+    grid = int(round(length ** 0.5))
+    patches = patches + jnp.asarray(posemb.sincos_2d(self.width, grid), x.dtype)
+    x = jnp.concatenate([x[:, :1], patches], axis=1)  # the cls token's position embedding is 0
+    x = _block_stack(x, prefix="decoder_blocks", depth=self.depth, num_heads=self.num_heads,
+                     mlp_dim=self.mlp_dim, dtype=self.dtype, remat=self.remat)
+    x = nn.LayerNorm(epsilon=1e-6, dtype=self.dtype, name="decoder_norm")(x)
+    pred = Linear(self.patch_size ** 2 * self.channels, self.dtype, name="decoder_pred")(x)
+    return pred[:, 1:], {}

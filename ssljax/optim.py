@@ -1,0 +1,58 @@
+"""Optimizers from config: learning-rate scaling and schedule, weight-decay masks.
+
+The peak learning rate is `optim.blr * batch_size / 256` (the linear scaling rule of MAE and
+SimSiam) unless `optim.lr` is given; the schedule is linear warm-up then cosine decay to
+`optim.min_lr`. Weight decay skips 1-D parameters (biases, norms) and names matching
+`optim.wd_exclude` (cls/mask tokens, position embeddings).
+"""
+import re
+
+import jax
+import optax
+
+from ssljax.errors import ConfigError
+
+
+def peak_learning_rate(optim_config, batch_size):
+  if optim_config.get("lr") is not None:
+    return optim_config.lr
+  return optim_config.blr * batch_size / 256
+
+
+def schedule(optim_config, batch_size, total_steps, warmup_steps):
+  """step -> learning rate: linear warm-up from 0, then cosine to `min_lr`."""
+  peak = peak_learning_rate(optim_config, batch_size)
+  warmup_steps = min(warmup_steps, total_steps)
+  return optax.warmup_cosine_decay_schedule(
+      0.0, peak, warmup_steps, max(total_steps, warmup_steps + 1),
+      end_value=optim_config.get("min_lr", 0.0))
+
+
+def path_name(path):
+  """Key path of a params leaf as "encoder/blocks_0/attn/qkv/kernel"."""
+  return "/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)
+
+
+def weight_decay_mask(params, exclude_regex):
+  """Pytree of bools: True where weight decay applies."""
+  pattern = re.compile(exclude_regex) if exclude_regex else None
+  return jax.tree_util.tree_map_with_path(
+      lambda path, p: p.ndim > 1 and not (pattern and pattern.search(path_name(path))), params)
+
+
+def make(optim_config, batch_size, total_steps, warmup_steps):
+  """(optax transform, learning-rate schedule) from `config.optim`."""
+  lr = schedule(optim_config, batch_size, total_steps, warmup_steps)
+  mask = lambda params: weight_decay_mask(params, optim_config.get("wd_exclude"))
+  name = optim_config.name
+  if name == "adamw":
+    tx = optax.adamw(lr, b1=optim_config.b1, b2=optim_config.b2, eps=1e-8,
+                     weight_decay=optim_config.weight_decay, mask=mask)
+  elif name == "sgd":
+    tx = optax.chain(optax.add_decayed_weights(optim_config.weight_decay, mask),
+                     optax.sgd(lr, momentum=optim_config.momentum))
+  else:
+    raise ConfigError(f"optim.name={name!r} is unknown: use 'adamw' or 'sgd'")
+  if optim_config.get("clip_norm"):
+    tx = optax.chain(optax.clip_by_global_norm(optim_config.clip_norm), tx)
+  return tx, lr

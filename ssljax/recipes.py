@@ -1,0 +1,54 @@
+"""Shared bodies of the recipe configs in configs/ (each file there stays a few lines).
+
+`mae_imagenet` is the MAE paper's ImageNet-1k pre-training recipe (He et al. 2022, Table 8 /
+appendix A.1): AdamW (0.9, 0.95), wd 0.05, blr 1.5e-4 with lr = blr * batch / 256, batch 4096,
+40 warm-up epochs then cosine, 75% masking, 8-block 512-wide decoder, normalised-pixel targets,
+random resized crop (0.2-1.0) and flip only.
+"""
+from ssljax import config_lib
+from ssljax.methods import mae
+
+
+def mae_runlocal(c, embedded_data=True):
+  """Same code path in seconds on a CPU: tiny model, few steps, capped evals; with
+  `embedded_data` the input becomes the embedded digits at 32x32."""
+  if embedded_data:
+    c.input.source, c.input.name, c.input.data_dir = "digits", "", None
+    c.input.image_size = 32
+  c.input.batch_size = 32
+  c.input.num_threads = 2
+  c.model.variant = "mu/4"
+  c.mae.decoder_width, c.mae.decoder_depth, c.mae.decoder_heads = 32, 1, 2
+  c.total_epochs, c.total_steps = None, 4
+  c.optim.warmup_epochs, c.optim.warmup_steps = None, 1
+  c.log_every_steps = 1
+  c.checkpoint_every_steps = 2
+  c.evals.knn = config_lib.knn_eval_config(every_steps=4, batch_size=64,
+                                           max_train_examples=512, max_test_examples=128)
+  c.evals.recon = mae.recon_eval_config(every_steps=4, num_images=4)
+
+
+def mae_imagenet(variant, arg):
+  """MAE pre-training on ImageNet-1k (TFDS `imagenet2012`, array_record) for a ViT `variant`."""
+  arg = config_lib.parse_arg(arg, runlocal=False, epochs=800)
+  c = config_lib.base_config()
+  c.method = "mae"
+  c.input.source = "tfds"
+  c.input.name = "imagenet2012"
+  c.input.image_size = 224
+  c.input.batch_size = 4096
+  c.input.num_threads = 32
+  c.model.variant = variant
+  c.mae = mae.default_config()
+  c.total_epochs = arg.epochs
+  c.optim.warmup_epochs = 40
+  c.log_every_steps = 100
+  c.checkpoint_every_steps = 1000
+  steps_per_epoch = 1281167 // c.input.batch_size
+  c.evals.knn = config_lib.knn_eval_config(every_steps=50 * steps_per_epoch,
+                                           test_split="validation", batch_size=1024)
+  c.evals.recon = mae.recon_eval_config(every_steps=10 * steps_per_epoch, split="validation")
+  if arg.runlocal:
+    mae_runlocal(c)
+  c.lock()
+  return c

@@ -1,0 +1,193 @@
+"""THE pretraining loop, used by every method; nothing in it is method-specific.
+
+Sections: setup, mesh, data, state, step, resume, evals, loop. A method module (see
+`ssljax.methods`) supplies init / loss / encode; evaluators come from `config.evals`.
+"""
+import functools
+import logging
+import os
+import time
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from ssljax import checkpoint, config_lib, methods, metrics, optim, sharding
+from ssljax import evals as evals_lib
+from ssljax.data import pipeline, sources
+from ssljax.errors import UserError
+
+log = logging.getLogger("ssljax")
+
+
+@flax.struct.dataclass
+class TrainState:
+  step: jax.Array
+  params: Any
+  opt_state: Any
+  model_state: Any  # non-trainable collections (batch stats, EMA targets, queues)
+
+
+def make_train_step(config, method, tx, learning_rate):
+  """(state, batch) -> (state, metrics); the step key is fold_in(seed, step)."""
+  base_key = jax.random.key(config.seed)
+
+  def train_step(state, batch):
+    rng = jax.random.fold_in(base_key, state.step)
+    loss_fn = functools.partial(method.loss, config, state=state.model_state, batch=batch,
+                                rng=rng)
+    (loss, (model_state, step_metrics)), grads = jax.value_and_grad(
+        lambda p: loss_fn(p), has_aux=True)(state.params)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    if hasattr(method, "after_update"):
+      model_state = method.after_update(config, params, model_state, state.step)
+    step_metrics = dict(step_metrics, loss=loss, grad_norm=optax.global_norm(grads),
+                        learning_rate=learning_rate(state.step))
+    return TrainState(state.step + 1, params, opt_state, model_state), step_metrics
+
+  return train_step
+
+
+def _variables(state):
+  return {"params": state.params, **state.model_state}
+
+
+def _check_writable(workdir):
+  try:
+    os.makedirs(workdir, exist_ok=True)
+    probe = os.path.join(workdir, ".write_test")
+    with open(probe, "w", encoding="utf-8") as f:
+      f.write("ok")
+    os.remove(probe)
+  except OSError as e:
+    raise UserError(f"workdir {workdir} is not writable ({e.strerror}): pass a writable "
+                    "--workdir") from None
+
+
+def train_and_evaluate(config, workdir, *, devices=None):
+  """Pre-trains `config.method` in `workdir` (resuming what is there); returns a summary."""
+  # ----------------------------------------------------------------- setup
+  start_time = time.time()
+  config_lib.validate(config)
+  method = methods.get(config.method)
+  _check_writable(workdir)
+  writer = metrics.Writer(workdir)
+
+  # ----------------------------------------------------------------- mesh
+  mesh = sharding.make_mesh(devices)
+  batch_size = config.input.batch_size
+  sharding.check_batch_size(batch_size, mesh)
+  batch_sharding = sharding.batch_sharding(mesh)
+
+  # ----------------------------------------------------------------- data
+  source = sources.get_source(config.input, config.input.split)
+  data_iter = pipeline.train_iterator(source, batch_size, config.seed,
+                                      num_threads=config.input.num_threads)
+  steps_per_epoch = max(len(source) // batch_size, 1)
+  total_steps = config_lib.steps(config, "total", steps_per_epoch)
+  warmup_steps = config_lib.steps(config.optim, "warmup", steps_per_epoch, default=0)
+  log.info("data: %s, %d examples, %d steps/epoch, %d steps", source.name, len(source),
+           steps_per_epoch, total_steps)
+
+  # ----------------------------------------------------------------- state
+  tx, learning_rate = optim.make(config.optim, batch_size, total_steps, warmup_steps)
+  image_shape = (1, config.input.image_size, config.input.image_size, 3)
+
+  def init_state(rng):
+    variables = dict(method.init(config, rng, image_shape))
+    params = variables.pop("params")
+    return TrainState(jnp.zeros((), jnp.int32), params, tx.init(params), variables)
+
+  init_key = jax.random.fold_in(jax.random.key(config.seed), -1 % 2**31)
+  abstract_state = jax.eval_shape(init_state, init_key)
+  state_shardings = sharding.state_shardings(abstract_state, mesh)
+  init_fn = jax.jit(init_state, out_shardings=state_shardings)
+  num_params = sum(np.prod(x.shape) for x in jax.tree.leaves(abstract_state.params))
+  log.info("method %s, %.2fM parameters, mesh %s", config.method, num_params / 1e6,
+           dict(mesh.shape))
+
+  # ----------------------------------------------------------------- step
+  train_step = jax.jit(
+      make_train_step(config, method, tx, learning_rate),
+      in_shardings=(state_shardings, batch_sharding),
+      out_shardings=(state_shardings, sharding.replicated(mesh)),
+      donate_argnums=(0,))
+
+  # ----------------------------------------------------------------- resume
+  ckpt = checkpoint.Checkpointer(workdir, every_steps=config.checkpoint_every_steps,
+                                 keep=config.keep_checkpoints)
+  latest = ckpt.latest_step()
+  if latest is not None:
+    state, data_state = ckpt.restore(latest, abstract_state, state_shardings)
+    data_iter.set_state(data_state)
+    log.info("resumed from %s at step %d", ckpt.directory, latest)
+  else:
+    state = init_fn(init_key)
+  first_step = int(state.step)
+
+  # ----------------------------------------------------------------- evals
+  evaluators = evals_lib.build(config, method, mesh)
+  summary = {"workdir": os.path.abspath(workdir), "metrics_file": writer.jsonl_path,
+             "tensorboard_dir": writer.tensorboard_dir, "figures": [], "evals": {}}
+
+  def run_evals(step, variables, prefix="", which=None):
+    for name, evaluator in evaluators.items():
+      if which is not None and not which(name, evaluator):
+        continue
+      scalars, images = evaluator.run(variables, step)
+      scalars = {f"{prefix}{name}/{k}": v for k, v in scalars.items()}
+      writer.scalars(step, scalars)
+      summary["evals"].update(scalars)
+      for image_name, image in images.items():
+        path = writer.image(step, f"{prefix}{image_name}", image)
+        if path:
+          summary["figures"].append(path)
+      if scalars:
+        log.info("eval %s step %d: %s", name, step,
+                 ", ".join(f"{k} {v:.4f}" for k, v in scalars.items()))
+
+  if any(e.random_init_baseline for e in evaluators.values()):
+    baseline = init_fn(init_key) if latest is not None else state
+    run_evals(0, _variables(baseline), prefix="random_init/",
+              which=lambda _, e: e.random_init_baseline)
+    del baseline
+
+  # ----------------------------------------------------------------- loop
+  progress = metrics.Progress(total_steps, batch_size)
+  step_metrics, last_loss = None, None
+  for step in range(first_step + 1, total_steps + 1):
+    batch = sharding.global_batch(next(data_iter), mesh)
+    state, step_metrics = train_step(state, batch)
+    if step == first_step + 1:
+      jax.block_until_ready(step_metrics)
+      progress.start(step)  # excludes compilation from img/s
+    is_last = step == total_steps
+    if step % config.log_every_steps == 0 or is_last:
+      values = {k: float(v) for k, v in jax.device_get(step_metrics).items()}
+      last_loss = values["loss"]
+      if not np.isfinite(last_loss):
+        ckpt.close()
+        raise FloatingPointError(f"loss is {last_loss} at step {step}; the last checkpoint is "
+                                 f"step {ckpt.latest_step()}: lower optim.blr or check data")
+      if step > first_step + 1:
+        line, img_per_s = progress.line(step, {"loss": last_loss})
+        values["img_per_s"] = img_per_s
+        log.info(line)
+      writer.scalars(step, values)
+    ckpt.save(step, state, data_iter.get_state(), config.to_json(), force=is_last)
+    if any(is_last or (e.every_steps and step % e.every_steps == 0)
+           for e in evaluators.values()):
+      run_evals(step, _variables(state), which=lambda _, e, s=step: (
+          s == total_steps or (e.every_steps and s % e.every_steps == 0)))
+  ckpt.close()
+  writer.close()
+  summary.update(step=int(state.step), final_loss=last_loss, total_steps=total_steps,
+                 wall_time_s=time.time() - start_time)
+  if step_metrics is None:
+    log.info("nothing to do: the checkpoint in %s is already at step %d", workdir, total_steps)
+  return summary
+

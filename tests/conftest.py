@@ -1,0 +1,29 @@
+"""Test setup: 8 fake CPU devices (before JAX initialises) and shared fixtures."""
+import os
+
+import jax
+
+jax.config.update("jax_num_cpu_devices", 8)
+
+import pytest  # pylint: disable=wrong-import-position
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CIFAR10_ENV = "SSLJAX_CIFAR10_DIR"
+
+
+@pytest.fixture
+def cifar10_dir():
+  """The real CIFAR-10 npz directory from $SSLJAX_CIFAR10_DIR, else the test is skipped."""
+  path = os.environ.get(CIFAR10_ENV)
+  if not path or not os.path.isdir(path):
+    pytest.skip(f"real CIFAR-10 not available: set {CIFAR10_ENV} to the npz directory")
+  return path
+
+
+def load_config(name, arg=None):
+  """`get_config(arg)` of configs/<name>.py."""
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, "configs", f"{name}.py"))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(arg)

@@ -1,0 +1,67 @@
+"""Every config loads (default and runlocal), validates, and is locked against typos."""
+import glob
+import os
+
+import pytest
+
+from conftest import REPO, load_config
+from ssljax import config_lib
+from ssljax.errors import ConfigError
+
+CONFIGS = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(REPO, "configs",
+                                                                          "*.py")))
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+@pytest.mark.parametrize("arg", [None, "runlocal"])
+def test_config_loads_validates_and_is_locked(name, arg):
+  c = load_config(name, arg)
+  config_lib.validate(c)
+  assert c.method and c.input.batch_size > 0
+  with pytest.raises(AttributeError):
+    c.input.batch_sise = 8  # a typo is an error, not a new field
+
+
+def test_paper_settings_of_the_imagenet_recipes():
+  for name, variant in (("mae_vitb", "B/16"), ("mae_vitl", "L/16"), ("mae_vith", "H/14")):
+    c = load_config(name)
+    assert c.model.variant == variant
+    assert (c.input.batch_size, c.input.image_size) == (4096, 224)
+    assert (c.optim.blr, c.optim.weight_decay, c.optim.b1, c.optim.b2) == (1.5e-4, 0.05, 0.9,
+                                                                           0.95)
+    assert (c.total_epochs, c.optim.warmup_epochs) == (800, 40)
+    assert (c.mae.mask_ratio, c.mae.norm_pix_loss) == (0.75, True)
+    assert (c.mae.decoder_depth, c.mae.decoder_width) == (8, 512)
+  assert load_config("mae_vitl", "epochs=1600").total_epochs == 1600
+
+
+def test_config_arguments_are_parsed_and_checked():
+  arg = config_lib.parse_arg("runlocal,epochs=1600", runlocal=False, epochs=800)
+  assert arg.runlocal is True and arg.epochs == 1600
+  with pytest.raises(ConfigError, match="'epoch' is unknown"):
+    config_lib.parse_arg("epoch=3", runlocal=False, epochs=800)
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("input.image_size", 30, "image_size 30 is not divisible by patch_size 4"),
+    ("mae.mask_ratio", 1.0, r"mask_ratio=1.0 is outside \[0, 1\)"),
+    ("optim.blr", -1.0, "optim.blr=-1.0 is negative"),
+    ("model.variant", "Q/4", "unknown ViT variant"),
+])
+def test_bad_values_are_named_with_the_fix(field, value, message):
+  c = load_config("demo")
+  section, key = field.split(".")
+  with c.unlocked():
+    c[section][key] = value
+  with pytest.raises(ConfigError, match=message):
+    config_lib.validate(c)
+
+
+def test_durations_in_steps_or_epochs():
+  c = load_config("mae_vitb")
+  assert config_lib.steps(c, "total", steps_per_epoch=312) == 800 * 312
+  assert config_lib.steps(c.optim, "warmup", steps_per_epoch=312) == 40 * 312
+  with c.unlocked():
+    c.total_steps = 5
+  with pytest.raises(ConfigError, match="set only one"):
+    config_lib.steps(c, "total", steps_per_epoch=312)

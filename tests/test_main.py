@@ -1,0 +1,52 @@
+"""The command line: overrides, typos, and input errors as one line with exit status 2."""
+import json
+import os
+import subprocess
+import sys
+
+from conftest import REPO
+
+
+def _run(*args, env=None):
+  full_env = dict(os.environ, **(env or {}))
+  full_env.pop("XLA_FLAGS", None)
+  return subprocess.run([sys.executable, "-m", "ssljax.main", *args], cwd=REPO, env=full_env,
+                        capture_output=True, text=True, timeout=600)
+
+
+def test_runlocal_with_overrides_trains_and_prints_the_summary(tmp_path):
+  result = _run("--config=configs/mae_vitl.py:runlocal", f"--workdir={tmp_path}",
+                "--config.input.batch_size=16", "--config.total_steps=3")
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert "finished step 3/3" in result.stdout and "final loss" in result.stdout
+  assert "knn/knn_top1_k20" in result.stdout and "random-init" not in result.stdout
+  with open(tmp_path / "checkpoints" / "3" / "config" / "metadata", encoding="utf-8") as f:
+    saved = json.loads(json.load(f)["config"])
+  assert saved["input"]["batch_size"] == 16
+
+
+def test_misspelled_override_is_an_error(tmp_path):
+  result = _run("--config=configs/demo.py", f"--workdir={tmp_path}",
+                "--config.input.batch_sise=8")
+  assert result.returncode != 0
+  assert "batch_sise" in result.stderr
+  assert not os.path.exists(tmp_path / "checkpoints")
+
+
+def test_imagenet_recipe_fails_fast_naming_how_to_prepare_it(tmp_path):
+  result = _run("--config=configs/mae_vitl.py", f"--workdir={tmp_path / 'run'}",
+                env={"TFDS_DATA_DIR": str(tmp_path / "tfds")})
+  assert result.returncode == 2
+  lines = result.stderr.strip().splitlines()
+  assert "Traceback" not in result.stderr
+  assert "imagenet2012" in lines[-1] and "tfds build imagenet2012" in lines[-1]
+  assert "not prepared" in lines[-1]
+
+
+def test_bad_config_value_is_one_line_with_status_2(tmp_path):
+  result = _run("--config=configs/demo.py", f"--workdir={tmp_path}",
+                "--config.input.image_size=30")
+  assert result.returncode == 2
+  assert result.stderr.strip().splitlines()[-1] == (
+      "ssljax: error: input.image_size 30 is not divisible by patch_size 4: change "
+      "input.image_size or model.variant")

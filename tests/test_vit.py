@@ -1,0 +1,73 @@
+"""ViT encoder and MAE decoder: layout, masking paths, position embeddings."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ssljax.models import posemb, vit
+
+
+def _tiny_encoder():
+  return vit.ViT(**vit.parse_variant("mu/4"))
+
+
+def test_param_names_follow_the_official_layout():
+  enc = _tiny_encoder()
+  variables = enc.init(jax.random.key(0), jnp.zeros((1, 16, 16, 3)))
+  names = {"/".join(k.key for k in path)
+           for path, _ in jax.tree_util.tree_leaves_with_path(variables["params"])}
+  for expected in ("patch_embed/kernel", "cls_token", "blocks_0/norm1/scale",
+                   "blocks_0/attn/qkv/kernel", "blocks_0/attn/proj/bias",
+                   "blocks_1/mlp/fc1/kernel", "blocks_1/mlp/fc2/kernel", "norm/scale"):
+    assert expected in names
+  assert not any("pos_embed" in n for n in names)  # fixed, not trained
+
+
+def test_keeping_every_patch_in_order_equals_the_full_encoder():
+  enc = _tiny_encoder()
+  x = jax.random.normal(jax.random.key(1), (2, 16, 16, 3))
+  variables = enc.init(jax.random.key(0), x)
+  full, _ = enc.apply(variables, x)
+  kept, _ = enc.apply(variables, x, keep_indices=jnp.broadcast_to(jnp.arange(16), (2, 16)))
+  np.testing.assert_allclose(full, kept, atol=1e-6)
+  # dropping patches changes the cls output, and only visible patches are returned
+  some, _ = enc.apply(variables, x, keep_indices=jnp.asarray([[0, 5, 9, 15]] * 2))
+  assert some.shape == (2, 5, 32)
+  assert not np.allclose(some[:, 0], full[:, 0], atol=1e-4)
+
+
+def test_decoder_returns_a_prediction_per_patch_in_patch_order():
+  dec = vit.MAEDecoder(width=32, depth=1, num_heads=2, mlp_dim=64, patch_size=4)
+  tokens = jax.random.normal(jax.random.key(2), (2, 1 + 4, 24))
+  restore = jnp.stack([jax.random.permutation(jax.random.key(i), 16) for i in range(2)])
+  variables = dec.init(jax.random.key(0), tokens, restore)
+  pred, _ = dec.apply(variables, tokens, restore)
+  assert pred.shape == (2, 16, 4 * 4 * 3)
+  # the decoder is permutation-equivariant up to position embeddings: a different restore
+  # order gives different per-patch predictions
+  other, _ = dec.apply(variables, tokens, jnp.flip(restore, axis=1))
+  assert not np.allclose(pred, other)
+
+
+def test_sincos_position_embedding_properties():
+  emb = posemb.sincos_2d(64, 4)
+  assert emb.shape == (16, 64)
+  np.testing.assert_allclose((emb ** 2).sum(-1), 32.0, rtol=1e-6)  # 32 sin^2 + cos^2 pairs
+  # first half encodes the column, second half the row
+  np.testing.assert_allclose(emb[0, :32], emb[4, :32])  # same column, next row
+  np.testing.assert_allclose(emb[0, 32:], emb[1, 32:])  # same row, next column
+  assert len({tuple(np.round(r, 5)) for r in emb}) == 16
+
+
+@pytest.mark.parametrize("bad", ["B", "Q/16", "B/x", ""])
+def test_unknown_variant_is_a_clear_error(bad):
+  with pytest.raises(ValueError, match="unknown ViT variant"):
+    vit.parse_variant(bad)
+
+
+def test_sizes_match_the_vit_paper():
+  assert vit.parse_variant("B/16") == dict(width=768, depth=12, num_heads=12, mlp_dim=3072,
+                                           patch_size=16)
+  assert vit.parse_variant("L/16")["depth"] == 24
+  assert vit.parse_variant("H/14") == dict(width=1280, depth=32, num_heads=16, mlp_dim=5120,
+                                           patch_size=14)

@@ -13,10 +13,9 @@ import orbax.checkpoint as ocp
 class Checkpointer:
   """Thin wrapper over `ocp.CheckpointManager` with the items ssljax saves."""
 
-  def __init__(self, workdir, *, every_steps, keep, async_save=True):
-    options = ocp.CheckpointManagerOptions(
-        max_to_keep=keep, save_interval_steps=every_steps, create=True,
-        enable_async_checkpointing=async_save)
+  def __init__(self, workdir, *, keep, async_save=True):
+    options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
+                                           enable_async_checkpointing=async_save)
     self.directory = os.path.join(os.path.abspath(workdir), "checkpoints")
     self._manager = ocp.CheckpointManager(self.directory, options=options)
 
@@ -26,9 +25,9 @@ class Checkpointer:
   def all_steps(self):
     return list(self._manager.all_steps())
 
-  def save(self, step, state, data_state, config_json, force=False):
-    """Saves if `step` is on the interval (or `force`); returns whether it saved."""
-    return self._manager.save(step, force=force, args=ocp.args.Composite(
+  def save(self, step, state, data_state, config_json):
+    """Starts an async save of `step` (the caller picks the steps)."""
+    self._manager.save(step, force=True, args=ocp.args.Composite(
         state=ocp.args.StandardSave(state),
         data=ocp.args.JsonSave(data_state),
         config=ocp.args.JsonSave({"config": config_json})))

@@ -3,7 +3,6 @@
 Sections: setup, mesh, data, state, step, resume, evals, loop. A method module (see
 `ssljax.methods`) supplies init / loss / encode; evaluators come from `config.evals`.
 """
-import functools
 import logging
 import os
 import time
@@ -23,6 +22,10 @@ from ssljax.errors import UserError
 log = logging.getLogger("ssljax")
 
 
+class TrainingDiverged(UserError):
+  """The loss or gradient became NaN/Inf; the message names the step and the checkpoint."""
+
+
 @flax.struct.dataclass
 class TrainState:
   step: jax.Array
@@ -37,15 +40,14 @@ def make_train_step(config, method, tx, learning_rate):
 
   def train_step(state, batch):
     rng = jax.random.fold_in(base_key, state.step)
-    loss_fn = functools.partial(method.loss, config, state=state.model_state, batch=batch,
-                                rng=rng)
     (loss, (model_state, step_metrics)), grads = jax.value_and_grad(
-        lambda p: loss_fn(p), has_aux=True)(state.params)
+        method.loss, argnums=1, has_aux=True)(config, state.params, state.model_state, batch,
+                                              rng)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     if hasattr(method, "after_update"):
       model_state = method.after_update(config, params, model_state, state.step)
-    step_metrics = dict(step_metrics, loss=loss, grad_norm=optax.global_norm(grads),
+    step_metrics = dict(step_metrics, loss=loss, grad_norm=optax.tree.norm(grads),
                         learning_rate=learning_rate(state.step))
     return TrainState(state.step + 1, params, opt_state, model_state), step_metrics
 
@@ -118,8 +120,7 @@ def train_and_evaluate(config, workdir, *, devices=None):
       donate_argnums=(0,))
 
   # ----------------------------------------------------------------- resume
-  ckpt = checkpoint.Checkpointer(workdir, every_steps=config.checkpoint_every_steps,
-                                 keep=config.keep_checkpoints)
+  ckpt = checkpoint.Checkpointer(workdir, keep=config.keep_checkpoints)
   latest = ckpt.latest_step()
   if latest is not None:
     state, data_state = ckpt.restore(latest, abstract_state, state_shardings)
@@ -166,19 +167,23 @@ def train_and_evaluate(config, workdir, *, devices=None):
       jax.block_until_ready(step_metrics)
       progress.start(step)  # excludes compilation from img/s
     is_last = step == total_steps
-    if step % config.log_every_steps == 0 or is_last:
+    will_save = is_last or step % config.checkpoint_every_steps == 0
+    if step % config.log_every_steps == 0 or will_save:
       values = {k: float(v) for k, v in jax.device_get(step_metrics).items()}
       last_loss = values["loss"]
-      if not np.isfinite(last_loss):
-        ckpt.close()
-        raise FloatingPointError(f"loss is {last_loss} at step {step}; the last checkpoint is "
-                                 f"step {ckpt.latest_step()}: lower optim.blr or check data")
-      if step > first_step + 1:
-        line, img_per_s = progress.line(step, {"loss": last_loss})
-        values["img_per_s"] = img_per_s
-        log.info(line)
-      writer.scalars(step, values)
-    ckpt.save(step, state, data_iter.get_state(), config.to_json(), force=is_last)
+      if not (np.isfinite(last_loss) and np.isfinite(values["grad_norm"])):
+        ckpt.close()  # nothing non-finite is saved: the last checkpoint stays the newest
+        raise TrainingDiverged(
+            f"loss {last_loss} / grad norm {values['grad_norm']} at step {step}; the last good "
+            f"checkpoint is step {ckpt.latest_step()} in {ckpt.directory}: lower optim.blr "
+            "(or raise optim.warmup_*) and restart, which resumes from it")
+      if step % config.log_every_steps == 0 or is_last:
+        if step > first_step + 1:
+          line, values["img_per_s"] = progress.line(step, {"loss": last_loss})
+          log.info(line)
+        writer.scalars(step, values)
+    if will_save:
+      ckpt.save(step, state, data_iter.get_state(), config.to_json())
     if any(is_last or (e.every_steps and step % e.every_steps == 0)
            for e in evaluators.values()):
       run_evals(step, _variables(state), which=lambda _, e, s=step: (

@@ -2,7 +2,9 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
+from conftest import load_config
 from ssljax.methods import mae
 from ssljax.models import patches
 
@@ -39,3 +41,23 @@ def test_loss_ignores_predictions_on_visible_patches():
   # and it is the mean squared error over the masked patches only
   expected = ((pred - target) ** 2).mean(-1)[mask == 1].mean()
   np.testing.assert_allclose(mae.masked_mse(pred, target, mask), expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("encoder_mask_tokens", [False, True])
+def test_predictions_never_depend_on_masked_pixels(encoder_mask_tokens):
+  """Both the MAE encoder (drops masked patches) and the BERT-style variant (replaces them by
+  a mask token) must be blind to what is under the mask."""
+  config = load_config("demo", "runlocal")
+  with config.unlocked():
+    config.mae.encoder_mask_tokens = encoder_mask_tokens
+  params = mae.init(config, jax.random.key(0), (1, 32, 32, 3))["params"]
+  assert ("mask_token" in params["encoder"]) == encoder_mask_tokens
+  x = jax.random.normal(jax.random.key(1), (2, 32, 32, 3))
+  pred, mask = mae.forward(config, params, x, jax.random.key(2))
+  pixel_mask = patches.unpatchify(jnp.broadcast_to(mask[..., None], (2, 64, 48)), 4)
+  scrambled = x + 5.0 * pixel_mask * jax.random.normal(jax.random.key(3), x.shape)
+  again, _ = mae.forward(config, params, scrambled, jax.random.key(2))
+  np.testing.assert_allclose(pred, again, atol=1e-5)
+  changed_visible, _ = mae.forward(config, params, x + 5.0 * (1 - pixel_mask),
+                                   jax.random.key(2))
+  assert not np.allclose(pred, changed_visible, atol=1e-3)

@@ -13,7 +13,7 @@ def test_demo_encoder_beats_random_init_on_heldout_digits(tmp_path):
   summary = train.train_and_evaluate(config, str(tmp_path), devices=jax.devices()[:1])
   trained = summary["evals"]["knn/knn_top1_k20"]
   random_init = summary["evals"]["random_init/knn/knn_top1_k20"]
-  assert trained > random_init + 0.1, (trained, random_init)
+  assert trained > random_init + 0.05, (trained, random_init)
   assert summary["final_loss"] < 0.6
 
 

@@ -3,10 +3,13 @@ import os
 import shutil
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from conftest import load_config
 from ssljax import metrics, train
+from ssljax.methods import mae
 
 
 def _losses(workdir):
@@ -62,3 +65,30 @@ def test_one_and_eight_devices_give_the_same_losses(tmp_path):
   assert sorted(one) == [1, 2, 3]
   for step in one:
     np.testing.assert_allclose(one[step], eight[step], rtol=1e-5, atol=1e-6)
+
+
+def test_a_nan_step_stops_the_run_naming_it_and_is_never_checkpointed(tmp_path, monkeypatch):
+  config = load_config("demo", "runlocal")
+  with config.unlocked():
+    config.checkpoint_every_steps = 1
+    config.evals = {}
+  clean_loss = mae.loss
+  poisoned_key = jax.random.key_data(jax.random.fold_in(jax.random.key(config.seed), 3))
+
+  def loss_with_nan_at_step_4(cfg, params, state, batch, rng):  # step 4 has key fold_in(seed, 3)
+    value, aux = clean_loss(cfg, params, state, batch, rng)
+    hit = jnp.all(jax.random.key_data(rng) == poisoned_key)
+    return jnp.where(hit, jnp.nan, value), aux
+
+  monkeypatch.setattr(mae, "loss", loss_with_nan_at_step_4)
+  with pytest.raises(train.TrainingDiverged,
+                     match=r"loss nan .* at step 4; the last good checkpoint is step 3"):
+    train.train_and_evaluate(config, str(tmp_path))
+  saved = sorted(int(d) for d in os.listdir(tmp_path / "checkpoints") if d.isdigit())
+  assert max(saved) == 3
+  # the restart (the fault gone) resumes from step 3 and finishes the clean curve
+  monkeypatch.setattr(mae, "loss", clean_loss)
+  summary = train.train_and_evaluate(config, str(tmp_path))
+  assert summary["step"] == 6 and np.isfinite(summary["final_loss"])
+  losses = _losses(tmp_path)
+  assert sorted(losses) == [1, 2, 3, 4, 5, 6] and all(np.isfinite(list(losses.values())))

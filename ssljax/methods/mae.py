@@ -55,10 +55,15 @@ def patch_targets(images, patch_size, norm_pix_loss):
   """
   target = patches.patchify(images.astype(jnp.float32), patch_size)
   if norm_pix_loss:
-    mean = target.mean(axis=-1, keepdims=True)
-    var = target.var(axis=-1, keepdims=True, ddof=1)
-    target = (target - mean) / jnp.sqrt(var + 1e-6)
+    mean, std = patch_mean_std(target)
+    target = (target - mean) / std
   return target
+
+
+def patch_mean_std(patch_pixels):
+  """[B, L, P] -> per-patch mean and std, [B, L, 1] each (unbiased variance + 1e-6)."""
+  mean = patch_pixels.mean(axis=-1, keepdims=True)
+  return mean, jnp.sqrt(patch_pixels.var(axis=-1, keepdims=True, ddof=1) + 1e-6)
 
 
 def masked_mse(pred, target, mask):
@@ -143,9 +148,7 @@ def reconstruct(config, variables, images, rng):
   pred, mask = forward(config, variables["params"], x, rng)
   pred = pred.astype(jnp.float32)
   if config.mae.norm_pix_loss:
-    target = patches.patchify(x, p)
-    mean = target.mean(axis=-1, keepdims=True)
-    std = jnp.sqrt(target.var(axis=-1, keepdims=True, ddof=1) + 1e-6)
+    mean, std = patch_mean_std(patches.patchify(x, p))
     pred = pred * std + mean
   pixel_mask = patches.unpatchify(jnp.broadcast_to(mask[..., None], pred.shape), p)
   recon = patches.unpatchify(pred, p)

@@ -22,9 +22,6 @@ class Checkpointer:
   def latest_step(self):
     return self._manager.latest_step()
 
-  def all_steps(self):
-    return list(self._manager.all_steps())
-
   def save(self, step, state, data_state, config_json):
     """Starts an async save of `step` (the caller picks the steps)."""
     self._manager.save(step, force=True, args=ocp.args.Composite(
@@ -41,7 +38,11 @@ class Checkpointer:
         state=ocp.args.StandardRestore(target), data=ocp.args.JsonRestore()))
     return restored.state, restored.data
 
+  def wait(self):
+    """Blocks until pending async saves are final."""
+    self._manager.wait_until_finished()
+
   def close(self):
     """Waits for pending async saves, then releases the manager."""
-    self._manager.wait_until_finished()
+    self.wait()
     self._manager.close()

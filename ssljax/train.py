@@ -59,6 +59,8 @@ def _variables(state):
 
 
 def _check_writable(workdir):
+  if "://" in workdir:  # object stores (gs://...) are checked by their first write
+    return
   try:
     os.makedirs(workdir, exist_ok=True)
     probe = os.path.join(workdir, ".write_test")
@@ -135,9 +137,9 @@ def train_and_evaluate(config, workdir, *, devices=None):
   summary = {"workdir": os.path.abspath(workdir), "metrics_file": writer.jsonl_path,
              "tensorboard_dir": writer.tensorboard_dir, "figures": [], "evals": {}}
 
-  def run_evals(step, variables, prefix="", which=None):
+  def run_evals(step, variables, which, prefix=""):
     for name, evaluator in evaluators.items():
-      if which is not None and not which(name, evaluator):
+      if not which(evaluator):
         continue
       scalars, images = evaluator.run(variables, step)
       scalars = {f"{prefix}{name}/{k}": v for k, v in scalars.items()}
@@ -153,43 +155,42 @@ def train_and_evaluate(config, workdir, *, devices=None):
 
   if any(e.random_init_baseline for e in evaluators.values()):
     baseline = init_fn(init_key) if latest is not None else state
-    run_evals(0, _variables(baseline), prefix="random_init/",
-              which=lambda _, e: e.random_init_baseline)
+    run_evals(0, _variables(baseline), lambda e: e.random_init_baseline, prefix="random_init/")
     del baseline
 
   # ----------------------------------------------------------------- loop
   progress = metrics.Progress(total_steps, batch_size)
   step_metrics, last_loss = None, None
-  for step in range(first_step + 1, total_steps + 1):
-    batch = sharding.global_batch(next(data_iter), mesh)
-    state, step_metrics = train_step(state, batch)
-    if step == first_step + 1:
-      jax.block_until_ready(step_metrics)
-      progress.start(step)  # excludes compilation from img/s
-    is_last = step == total_steps
-    will_save = is_last or step % config.checkpoint_every_steps == 0
-    if step % config.log_every_steps == 0 or will_save:
-      values = {k: float(v) for k, v in jax.device_get(step_metrics).items()}
-      last_loss = values["loss"]
-      if not (np.isfinite(last_loss) and np.isfinite(values["grad_norm"])):
-        ckpt.close()  # nothing non-finite is saved: the last checkpoint stays the newest
-        raise TrainingDiverged(
-            f"loss {last_loss} / grad norm {values['grad_norm']} at step {step}; the last good "
-            f"checkpoint is step {ckpt.latest_step()} in {ckpt.directory}: lower optim.blr "
-            "(or raise optim.warmup_*) and restart, which resumes from it")
-      if step % config.log_every_steps == 0 or is_last:
-        if step > first_step + 1:
-          line, values["img_per_s"] = progress.line(step, {"loss": last_loss})
-          log.info(line)
-        writer.scalars(step, values)
-    if will_save:
-      ckpt.save(step, state, data_iter.get_state(), config.to_json())
-    if any(is_last or (e.every_steps and step % e.every_steps == 0)
-           for e in evaluators.values()):
-      run_evals(step, _variables(state), which=lambda _, e, s=step: (
-          s == total_steps or (e.every_steps and s % e.every_steps == 0)))
-  ckpt.close()
-  writer.close()
+  try:
+    for step in range(first_step + 1, total_steps + 1):
+      batch = sharding.global_batch(next(data_iter), mesh)
+      state, step_metrics = train_step(state, batch)
+      if step == first_step + 1:
+        jax.block_until_ready(step_metrics)
+        progress.start(step)  # excludes compilation from img/s
+      is_last = step == total_steps
+      will_save = is_last or step % config.checkpoint_every_steps == 0
+      if step % config.log_every_steps == 0 or will_save:
+        values = {k: float(v) for k, v in jax.device_get(step_metrics).items()}
+        last_loss = values["loss"]
+        if not (np.isfinite(last_loss) and np.isfinite(values["grad_norm"])):
+          ckpt.wait()  # nothing non-finite is saved: the last checkpoint stays the newest
+          raise TrainingDiverged(
+              f"loss {last_loss} / grad norm {values['grad_norm']} at step {step}; the last "
+              f"good checkpoint is step {ckpt.latest_step()} in {ckpt.directory}: lower "
+              "optim.blr (or lengthen the warm-up) and restart, which resumes from it")
+        if step % config.log_every_steps == 0 or is_last:
+          if step > first_step + 1:
+            line, values["img_per_s"] = progress.line(step, {"loss": last_loss})
+            log.info(line)
+          writer.scalars(step, values)
+      if will_save:
+        ckpt.save(step, state, data_iter.get_state(), config.to_json())
+      run_evals(step, _variables(state), lambda e, s=step, last=is_last: (
+          last or bool(e.every_steps and s % e.every_steps == 0)))
+  finally:
+    ckpt.close()
+    writer.close()
   summary.update(step=int(state.step), final_loss=last_loss, total_steps=total_steps,
                  wall_time_s=time.time() - start_time)
   if step_metrics is None:

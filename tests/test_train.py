@@ -51,6 +51,14 @@ def test_resumed_run_reproduces_the_uninterrupted_loss_curve(tmp_path):
   assert summary["step"] == 6
   # a third start finds the run complete and trains nothing
   assert train.train_and_evaluate(config, str(resumed))["final_loss"] is None
+  # the step-3 checkpoint written by 8 devices also resumes on 1 device, on the same curve
+  on_one = tmp_path / "on_one_device"
+  shutil.copytree(full, on_one)
+  shutil.rmtree(on_one / "checkpoints" / "6")
+  os.remove(on_one / "metrics.jsonl")
+  train.train_and_evaluate(config, str(on_one), devices=jax.devices()[:1])
+  for step, loss in _losses(on_one).items():
+    np.testing.assert_allclose(loss, expected[step], rtol=1e-5, atol=1e-6)
 
 
 def test_one_and_eight_devices_give_the_same_losses(tmp_path):

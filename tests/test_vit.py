@@ -71,3 +71,15 @@ def test_sizes_match_the_vit_paper():
   assert vit.parse_variant("L/16")["depth"] == 24
   assert vit.parse_variant("H/14") == dict(width=1280, depth=32, num_heads=16, mlp_dim=5120,
                                            patch_size=14)
+
+
+def test_bfloat16_compute_keeps_float32_parameters():
+  x = jax.random.normal(jax.random.key(4), (2, 16, 16, 3))
+  enc32 = vit.ViT(**vit.parse_variant("mu/4"))
+  enc16 = vit.ViT(**vit.parse_variant("mu/4"), dtype=jnp.bfloat16)
+  variables = enc16.init(jax.random.key(0), x)
+  assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(variables))
+  out16, _ = enc16.apply(variables, x)
+  out32, _ = enc32.apply(variables, x)
+  assert out16.dtype == jnp.bfloat16
+  np.testing.assert_allclose(np.asarray(out16, np.float32), out32, atol=0.1)

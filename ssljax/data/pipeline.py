@@ -51,6 +51,7 @@ def train_iterator(source, global_batch_size, seed, *, process_index=None, proce
   local = global_batch_size // process_count
   host = grain.MapDataset.source(_HostSlice(stream, global_batch_size, process_index,
                                             process_count))
-  host = host.map(_keep_image_label).batch(local, drop_remainder=True)
+  # Examples are read and decoded by `num_threads` threads, two batches ahead, then batched.
   options = grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=2 * local)
-  return iter(host.to_iter_dataset(options))
+  examples = host.map(_keep_image_label).to_iter_dataset(options)
+  return iter(examples.batch(local, drop_remainder=True))

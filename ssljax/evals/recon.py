@@ -8,6 +8,7 @@ from PIL import Image
 
 from ssljax import sharding
 from ssljax.data import sources
+from ssljax.errors import ConfigError
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
@@ -39,7 +40,8 @@ class ReconstructionEvaluator:
 
   def __init__(self, config, eval_config, method, mesh):
     if not hasattr(method, "reconstruct"):
-      raise ValueError(f"evals.recon needs a method with `reconstruct`; {config.method} has none")
+      raise ConfigError(f"evals.recon needs a method with `reconstruct`, which "
+                        f"{config.method!r} has not: remove evals.recon from the config")
     self.every_steps = eval_config.every_steps
     self.random_init_baseline = eval_config.get("random_init_baseline", False)
     source = sources.get_source(config.input, eval_config.split)

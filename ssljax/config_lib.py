@@ -99,6 +99,10 @@ def base_config():
   c.aug.crop = True
   c.aug.crop_scale = (0.2, 1.0)
   c.aug.flip = True
+  c.aug.color_jitter = (0.4, 0.4, 0.4, 0.1)  # brightness, contrast, saturation, hue
+  c.aug.color_jitter_prob = 0.0
+  c.aug.grayscale_prob = 0.0
+  c.aug.blur_prob = 0.0
 
   c.model = ml_collections.ConfigDict()
   c.model.variant = "B/16"
@@ -108,6 +112,8 @@ def base_config():
   c.model.mlp_dim = None
   c.model.dtype = "float32"
   c.model.remat = False
+  c.model.resnet_width = 64  # ResNet base width (64 in the papers; smaller for CPU runs)
+  c.model.cifar_stem = False  # ResNet 3x3 stride-1 stem without max-pool for 32x32 images
 
   c.optim = ml_collections.ConfigDict()
   c.optim.name = "adamw"
@@ -122,6 +128,9 @@ def base_config():
   c.optim.warmup_epochs = None
   c.optim.min_lr = 0.0
   c.optim.clip_norm = None
+  c.optim.decay_1d_params = False  # also decay biases and norm parameters
+  c.optim.frozen_regex = None  # parameters that never move
+  c.optim.fixed_lr_regex = None  # parameters kept at the constant peak lr
 
   c.evals = ml_collections.ConfigDict()
   return c

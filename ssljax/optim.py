@@ -33,26 +33,55 @@ def path_name(path):
   return "/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)
 
 
-def weight_decay_mask(params, exclude_regex):
+def weight_decay_mask(params, exclude_regex, decay_1d=False):
   """Pytree of bools: True where weight decay applies."""
   pattern = re.compile(exclude_regex) if exclude_regex else None
   return jax.tree_util.tree_map_with_path(
-      lambda path, p: p.ndim > 1 and not (pattern and pattern.search(path_name(path))), params)
+      lambda path, p: (decay_1d or p.ndim > 1) and not (
+          pattern and pattern.search(path_name(path))), params)
+
+
+def param_groups(params, frozen_regex=None, fixed_lr_regex=None):
+  """Pytree of labels: "frozen" (no update), "fixed_lr" (constant peak lr) or "scheduled"."""
+  def label(path, _):
+    name = path_name(path)
+    if frozen_regex and re.search(frozen_regex, name):
+      return "frozen"
+    if fixed_lr_regex and re.search(fixed_lr_regex, name):
+      return "fixed_lr"
+    return "scheduled"
+  return jax.tree_util.tree_map_with_path(label, params)
+
+
+def _base_optimizer(optim_config, lr):
+  mask = lambda params: weight_decay_mask(params, optim_config.get("wd_exclude"),
+                                          optim_config.get("decay_1d_params", False))
+  name = optim_config.name
+  if name == "adamw":
+    return optax.adamw(lr, b1=optim_config.b1, b2=optim_config.b2, eps=1e-8,
+                       weight_decay=optim_config.weight_decay, mask=mask)
+  if name == "sgd":
+    return optax.chain(optax.add_decayed_weights(optim_config.weight_decay, mask),
+                       optax.sgd(lr, momentum=optim_config.momentum))
+  raise ConfigError(f"optim.name={name!r} is unknown: use 'adamw' or 'sgd'")
 
 
 def make(optim_config, batch_size, total_steps, warmup_steps):
-  """(optax transform, learning-rate schedule) from `config.optim`."""
+  """(optax transform, learning-rate schedule) from `config.optim`.
+
+  `optim.frozen_regex` names parameters that never move (e.g. SimSiam's predictor fixed at
+  random init); `optim.fixed_lr_regex` names parameters trained at the constant peak lr
+  (SimSiam's predictor by default).
+  """
   lr = schedule(optim_config, batch_size, total_steps, warmup_steps)
-  mask = lambda params: weight_decay_mask(params, optim_config.get("wd_exclude"))
-  name = optim_config.name
-  if name == "adamw":
-    tx = optax.adamw(lr, b1=optim_config.b1, b2=optim_config.b2, eps=1e-8,
-                     weight_decay=optim_config.weight_decay, mask=mask)
-  elif name == "sgd":
-    tx = optax.chain(optax.add_decayed_weights(optim_config.weight_decay, mask),
-                     optax.sgd(lr, momentum=optim_config.momentum))
-  else:
-    raise ConfigError(f"optim.name={name!r} is unknown: use 'adamw' or 'sgd'")
+  tx = _base_optimizer(optim_config, lr)
+  frozen, fixed = optim_config.get("frozen_regex"), optim_config.get("fixed_lr_regex")
+  if frozen or fixed:
+    tx = optax.multi_transform(
+        {"scheduled": tx, "frozen": optax.set_to_zero(),
+         "fixed_lr": _base_optimizer(optim_config, peak_learning_rate(optim_config,
+                                                                      batch_size))},
+        lambda params: param_groups(params, frozen, fixed))
   if optim_config.get("clip_norm"):
     tx = optax.chain(optax.clip_by_global_norm(optim_config.clip_norm), tx)
   return tx, lr

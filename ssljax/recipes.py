@@ -6,7 +6,7 @@ appendix A.1): AdamW (0.9, 0.95), wd 0.05, blr 1.5e-4 with lr = blr * batch / 25
 random resized crop (0.2-1.0) and flip only.
 """
 from ssljax import config_lib
-from ssljax.methods import mae
+from ssljax.methods import mae, simsiam
 
 
 def mae_runlocal(c, embedded_data=True):
@@ -52,3 +52,33 @@ def mae_imagenet(variant, arg):
     mae_runlocal(c)
   c.lock()
   return c
+
+
+def simsiam_base(c):
+  """SimSiam's optimisation and augmentation (Chen & He 2021, section 4 and appendix):
+  SGD momentum 0.9, lr = blr * batch / 256 with cosine decay and no warm-up, weight decay on
+  every parameter, the predictor at a fixed lr; crops (0.2-1), flip, color jitter
+  (0.4, 0.4, 0.4, 0.1) p=0.8, grayscale p=0.2."""
+  c.method = "simsiam"
+  c.simsiam = simsiam.default_config()
+  c.optim.name = "sgd"
+  c.optim.momentum = 0.9
+  c.optim.wd_exclude = None
+  c.optim.decay_1d_params = True
+  c.optim.fixed_lr_regex = "^predictor/"
+  c.optim.warmup_steps = 0
+  c.aug.color_jitter_prob = 0.8
+  c.aug.grayscale_prob = 0.2
+
+
+def simsiam_runlocal(c):
+  """Seconds on a CPU: a narrow ResNet-18, small heads, a few steps on the embedded digits."""
+  c.input.source, c.input.name, c.input.data_dir = "digits", "", None
+  c.input.image_size, c.input.batch_size, c.input.num_threads = 32, 32, 2
+  c.model.variant, c.model.resnet_width, c.model.cifar_stem = "resnet18", 8, True
+  c.simsiam.dim, c.simsiam.predictor_hidden_dim = 64, 16
+  c.total_epochs, c.total_steps = None, 4
+  c.optim.warmup_epochs, c.optim.warmup_steps = None, 0
+  c.log_every_steps, c.checkpoint_every_steps = 1, 2
+  c.evals.knn = config_lib.knn_eval_config(every_steps=4, feature="backbone", batch_size=64,
+                                           max_train_examples=512, max_test_examples=128)

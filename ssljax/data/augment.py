@@ -22,6 +22,14 @@ def denormalize(images, mean=IMAGENET_MEAN, std=IMAGENET_STD):
   return jnp.clip(x, 0.0, 1.0)
 
 
+def eval_view(images, size):
+  """uint8 [B, H, W, C] -> normalised float32 [B, size, size, C], no randomness."""
+  x = normalize(images)
+  if x.shape[1] != size:
+    x = jax.image.resize(x, (x.shape[0], size, size, x.shape[-1]), "linear")
+  return x
+
+
 def sample_crop_box(rng, height, width, scale=(0.2, 1.0), ratio=(3 / 4, 4 / 3)):
   """Random-resized-crop box (top, left, h, w) in pixels, float32 scalars.
 
@@ -61,20 +69,128 @@ def random_flip(rng, image):
   return jnp.where(jax.random.bernoulli(rng), image[:, ::-1], image)
 
 
+def crop_flip(key, image, size, *, crop_scale=(0.2, 1.0), flip=True, crop=True):
+  """Geometric part of a view: [H, W, C] float -> [size, size, C] (resize if not cropping)."""
+  crop_key, flip_key = jax.random.split(key)
+  if crop:
+    image = random_resized_crop(crop_key, image, size, tuple(crop_scale))
+  elif image.shape[0] != size:
+    image = jax.image.resize(image, (size, size, image.shape[-1]), "linear")
+  return random_flip(flip_key, image) if flip else image
+
+
 def crop_flip_views(rng, images, size, *, crop_scale=(0.2, 1.0), flip=True, crop=True):
   """MAE's training view: uint8 [B, H, W, C] -> normalised float32 [B, size, size, C].
 
   Each example gets its own key (split from `rng`), so examples get different crops and the
   same key always gives the same views.
   """
-  x = normalize(images)
+  one = lambda key, image: crop_flip(key, image, size, crop_scale=crop_scale, flip=flip,
+                                     crop=crop)
+  return jax.vmap(one)(jax.random.split(rng, images.shape[0]), normalize(images))
 
+
+# ---------------------------------------------------------------- photometric ([0, 1] RGB)
+
+def grayscale(image):
+  """[H, W, 3] -> [H, W, 3] luma (ITU-R 601-2, as PIL/torchvision) in every channel."""
+  gray = image @ jnp.asarray([0.299, 0.587, 0.114], image.dtype)
+  return jnp.repeat(gray[..., None], 3, axis=-1)
+
+
+def rgb_to_hsv(image):
+  """[..., 3] RGB in [0, 1] -> HSV, each in [0, 1]."""
+  r, g, b = image[..., 0], image[..., 1], image[..., 2]
+  maxc, minc = image.max(-1), image.min(-1)
+  delta = maxc - minc
+  safe = jnp.where(delta > 0, delta, 1.0)
+  sat = jnp.where(maxc > 0, delta / jnp.where(maxc > 0, maxc, 1.0), 0.0)
+  hue = jnp.where(maxc == r, (g - b) / safe,
+                  jnp.where(maxc == g, 2.0 + (b - r) / safe, 4.0 + (r - g) / safe))
+  hue = jnp.where(delta > 0, (hue / 6.0) % 1.0, 0.0)
+  return jnp.stack([hue, sat, maxc], axis=-1)
+
+
+def hsv_to_rgb(image):
+  """Inverse of `rgb_to_hsv`."""
+  h, s, v = image[..., 0], image[..., 1], image[..., 2]
+  k = lambda n: (n + h * 6.0) % 6.0
+  f = lambda n: v - v * s * jnp.clip(jnp.minimum(k(n), 4.0 - k(n)), 0.0, 1.0)
+  return jnp.stack([f(5.0), f(3.0), f(1.0)], axis=-1)
+
+
+def adjust_brightness(image, factor):
+  return jnp.clip(image * factor, 0.0, 1.0)
+
+
+def adjust_contrast(image, factor):
+  mean = grayscale(image)[..., 0].mean()
+  return jnp.clip((image - mean) * factor + mean, 0.0, 1.0)
+
+
+def adjust_saturation(image, factor):
+  gray = grayscale(image)
+  return jnp.clip((image - gray) * factor + gray, 0.0, 1.0)
+
+
+def adjust_hue(image, shift):
+  hsv = rgb_to_hsv(image)
+  return hsv_to_rgb(hsv.at[..., 0].set((hsv[..., 0] + shift) % 1.0))
+
+
+def color_jitter(key, image, strength=(0.4, 0.4, 0.4, 0.1)):
+  """torchvision-style ColorJitter(brightness, contrast, saturation, hue): factors uniform in
+  [1-s, 1+s] (hue shift in [-s, s]), the four ops applied in a random order."""
+  b, c, s, h = strength
+  keys = jax.random.split(key, 5)
+  factors = [jax.random.uniform(keys[0], (), minval=1 - b, maxval=1 + b),
+             jax.random.uniform(keys[1], (), minval=1 - c, maxval=1 + c),
+             jax.random.uniform(keys[2], (), minval=1 - s, maxval=1 + s),
+             jax.random.uniform(keys[3], (), minval=-h, maxval=h)]
+  ops = [lambda x: adjust_brightness(x, factors[0]), lambda x: adjust_contrast(x, factors[1]),
+         lambda x: adjust_saturation(x, factors[2]), lambda x: adjust_hue(x, factors[3])]
+  for index in jax.random.permutation(keys[4], 4):
+    image = jax.lax.switch(index, ops, image)
+  return image
+
+
+def gaussian_blur(key, image, sigma_range=(0.1, 2.0), kernel_fraction=0.1):
+  """Separable Gaussian blur with sigma uniform in `sigma_range`; kernel ~10% of the side."""
+  sigma = jax.random.uniform(key, (), minval=sigma_range[0], maxval=sigma_range[1])
+  radius = max(int(image.shape[0] * kernel_fraction) // 2, 1)
+  offsets = jnp.arange(-radius, radius + 1, dtype=image.dtype)
+  kernel = jnp.exp(-0.5 * (offsets / sigma) ** 2)
+  kernel = kernel / kernel.sum()
+  padded = jnp.pad(image, ((radius, radius), (radius, radius), (0, 0)), mode="reflect")
+  rows = sum(kernel[i] * padded[i:i + image.shape[0]] for i in range(2 * radius + 1))
+  return sum(kernel[i] * rows[:, i:i + image.shape[1]] for i in range(2 * radius + 1))
+
+
+def _maybe(key, prob, fn, image):
+  apply_key, op_key = jax.random.split(key)
+  if prob <= 0:
+    return image
+  return jnp.where(jax.random.uniform(apply_key) < prob, fn(op_key, image), image)
+
+
+def siamese_views(rng, images, size, aug):
+  """Two independent views of each image, the SimSiam/BYOL/MoCo v2 recipe.
+
+  uint8 [B, H, W, 3] -> two normalised float32 [B, size, size, 3]: random resized crop
+  (`aug.crop_scale`), flip, color jitter (`aug.color_jitter` with prob `aug.color_jitter_prob`),
+  grayscale (`aug.grayscale_prob`), Gaussian blur (`aug.blur_prob`), normalisation.
+  """
   def one(key, image):
-    crop_key, flip_key = jax.random.split(key)
-    if crop:
-      image = random_resized_crop(crop_key, image, size, tuple(crop_scale))
-    elif image.shape[0] != size:
-      image = jax.image.resize(image, (size, size, image.shape[-1]), "linear")
-    return random_flip(flip_key, image) if flip else image
+    geo_key, jitter_key, gray_key, blur_key = jax.random.split(key, 4)
+    image = crop_flip(geo_key, image, size, crop_scale=aug.crop_scale, flip=aug.flip,
+                      crop=aug.crop)
+    image = _maybe(jitter_key, aug.color_jitter_prob,
+                   lambda k, x: color_jitter(k, x, tuple(aug.color_jitter)), image)
+    image = _maybe(gray_key, aug.grayscale_prob, lambda _, x: grayscale(x), image)
+    image = _maybe(blur_key, aug.blur_prob, gaussian_blur, image)
+    return normalize(image * 255.0)
 
-  return jax.vmap(one)(jax.random.split(rng, images.shape[0]), x)
+  x = images.astype(jnp.float32) / 255.0
+  key1, key2 = jax.random.split(rng)
+  views = [jax.vmap(one)(jax.random.split(k, images.shape[0]), x) for k in (key1, key2)]
+  return views[0], views[1]

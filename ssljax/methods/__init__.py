@@ -10,7 +10,7 @@ import importlib
 
 from ssljax.errors import ConfigError
 
-KNOWN = ("mae",)
+KNOWN = ("mae", "simsiam")
 
 
 def get(name):

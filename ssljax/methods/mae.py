@@ -109,14 +109,6 @@ def _views(config, rng, images):
                                  crop=config.aug.crop)
 
 
-def _eval_view(images, size):
-  """uint8 [B, H, W, C] -> normalised float32 [B, size, size, C], no randomness."""
-  x = augment.normalize(images)
-  if x.shape[1] != size:
-    x = jax.image.resize(x, (x.shape[0], size, size, x.shape[-1]), "linear")
-  return x
-
-
 def loss(config, params, state, batch, rng):
   """uint8 batch["image"] [B, H, W, C] -> (loss, (state, metrics)); MAE has no extra state."""
   aug_key, mask_key = jax.random.split(rng)
@@ -129,7 +121,7 @@ def loss(config, params, state, batch, rng):
 
 def encode(config, variables, images):
   """uint8 [B, H, W, C] -> {"cls", "patch_mean"}: [B, D] features of the unmasked encoder."""
-  x = _eval_view(images, config.input.image_size)
+  x = augment.eval_view(images, config.input.image_size)
   encoder, _ = build_models(config)
   _, features = encoder.apply({"params": variables["params"]["encoder"]}, x)
   return {k: v.astype(jnp.float32) for k, v in features.items()}
@@ -144,7 +136,7 @@ def reconstruct(config, variables, images, rng):
   """
   size = config.input.image_size
   p = vit.spec_from_config(config.model)["patch_size"]
-  x = _eval_view(images, size)
+  x = augment.eval_view(images, size)
   pred, mask = forward(config, variables["params"], x, rng)
   pred = pred.astype(jnp.float32)
   if config.mae.norm_pix_loss:

@@ -1,0 +1,91 @@
+"""ResNet-18/50 backbones (Flax Linen) with the CIFAR variant (3x3 stem, stride 1, no max-pool).
+
+BatchNorm keeps running statistics in the `batch_stats` collection. Under `jax.jit` with the
+batch sharded over devices its mean and variance are over the global batch: SyncBN semantics.
+`__call__(images [B, H, W, C], train) -> (features [B, C_out], intermediates)`.
+"""
+from typing import Any, Sequence
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+# name: (block kind, blocks per stage)
+DEPTHS = {"resnet18": ("basic", (2, 2, 2, 2)), "resnet34": ("basic", (3, 4, 6, 3)),
+          "resnet50": ("bottleneck", (3, 4, 6, 3)), "resnet101": ("bottleneck", (3, 4, 23, 3))}
+
+_conv_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")  # kaiming, as torch
+
+
+def _norm(train, dtype, zero_scale=False, name=None):
+  return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, dtype=dtype,
+                      scale_init=nn.initializers.zeros if zero_scale else nn.initializers.ones,
+                      name=name)
+
+
+class ResidualBlock(nn.Module):
+  """Basic (two 3x3) or bottleneck (1x1, 3x3, 1x1 x4) block with a projection shortcut."""
+  filters: int
+  strides: int
+  bottleneck: bool
+  zero_init_residual: bool
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, train):
+    conv = lambda f, k, s, name: nn.Conv(f, (k, k), (s, s), padding=[(k // 2, k // 2)] * 2,
+                                         use_bias=False, kernel_init=_conv_init,
+                                         dtype=self.dtype, name=name)
+    out_filters = self.filters * (4 if self.bottleneck else 1)
+    if self.bottleneck:
+      y = nn.relu(_norm(train, self.dtype, name="bn1")(conv(self.filters, 1, 1, "conv1")(x)))
+      y = nn.relu(_norm(train, self.dtype, name="bn2")(
+          conv(self.filters, 3, self.strides, "conv2")(y)))
+      y = _norm(train, self.dtype, self.zero_init_residual, "bn3")(
+          conv(out_filters, 1, 1, "conv3")(y))
+    else:
+      y = nn.relu(_norm(train, self.dtype, name="bn1")(
+          conv(self.filters, 3, self.strides, "conv1")(x)))
+      y = _norm(train, self.dtype, self.zero_init_residual, "bn2")(
+          conv(self.filters, 3, 1, "conv2")(y))
+    if x.shape[-1] != out_filters or self.strides != 1:
+      x = _norm(train, self.dtype, name="downsample_bn")(
+          conv(out_filters, 1, self.strides, "downsample_conv")(x))
+    return nn.relu(x + y)
+
+
+class ResNet(nn.Module):
+  """ResNet backbone without the classifier; returns globally average-pooled features."""
+  stage_sizes: Sequence[int]
+  bottleneck: bool
+  width: int = 64
+  cifar_stem: bool = False
+  zero_init_residual: bool = True
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, images, train=False):
+    x = images.astype(self.dtype)
+    if self.cifar_stem:
+      x = nn.Conv(self.width, (3, 3), padding=[(1, 1)] * 2, use_bias=False,
+                  kernel_init=_conv_init, dtype=self.dtype, name="conv1")(x)
+      x = nn.relu(_norm(train, self.dtype, name="bn1")(x))
+    else:
+      x = nn.Conv(self.width, (7, 7), (2, 2), padding=[(3, 3)] * 2, use_bias=False,
+                  kernel_init=_conv_init, dtype=self.dtype, name="conv1")(x)
+      x = nn.relu(_norm(train, self.dtype, name="bn1")(x))
+      x = nn.max_pool(x, (3, 3), (2, 2), padding=[(1, 1)] * 2)
+    for stage, num_blocks in enumerate(self.stage_sizes):
+      for block in range(num_blocks):
+        x = ResidualBlock(self.width * 2 ** stage, 2 if stage > 0 and block == 0 else 1,
+                          self.bottleneck, self.zero_init_residual, self.dtype,
+                          name=f"layer{stage + 1}_{block}")(x, train)
+    pooled = x.mean(axis=(1, 2))
+    return pooled, {"pooled": pooled}
+
+
+def from_name(name, *, width=64, cifar_stem=False, zero_init_residual=True, dtype=jnp.float32):
+  """ResNet backbone by name ("resnet18", "resnet50", ...)."""
+  if name not in DEPTHS:
+    raise ValueError(f"unknown ResNet {name!r}: use one of {', '.join(DEPTHS)}")
+  kind, stages = DEPTHS[name]
+  return ResNet(stages, kind == "bottleneck", width, cifar_stem, zero_init_residual, dtype)

@@ -30,41 +30,39 @@ def build_models(config):
           heads.Predictor(c.dim, c.predictor_hidden_dim))
 
 
-def _features(backbone, variables, images, train, mutable):
-  """Backbone features [B, D] (ResNet pooled, ViT cls) and updated batch stats."""
-  if isinstance(backbone, vit.ViT):
-    tokens, _ = backbone.apply({"params": variables["params"]}, images)
-    return tokens[:, 0], variables.get("batch_stats", {})
-  if mutable:
-    (features, _), updates = backbone.apply(variables, images, train=train,
-                                            mutable=["batch_stats"])
-    return features, updates["batch_stats"]
-  features, _ = backbone.apply(variables, images, train=train)
-  return features, variables["batch_stats"]
-
-
-def _apply(module, params, stats, x, train):
-  """A head with BatchNorm: (output, new stats)."""
-  variables = {"params": params, "batch_stats": stats}
-  if train:
+def _run(module, variables, x, train):
+  """`module.apply` in train or eval mode -> (output, batch stats after it, or None)."""
+  if train and "batch_stats" in variables:
     out, updates = module.apply(variables, x, train=True, mutable=["batch_stats"])
     return out, updates["batch_stats"]
-  return module.apply(variables, x, train=False), stats
+  kwargs = {} if isinstance(module, vit.ViT) else {"train": train}
+  return module.apply(variables, x, **kwargs), variables.get("batch_stats")
+
+
+def _backbone_features(backbone, variables, images, train):
+  """[B, D] features (the ResNet's pooled output, the ViT's cls token) and batch stats."""
+  (out, intermediates), stats = _run(backbone, variables, images, train)
+  return (out[:, 0] if isinstance(backbone, vit.ViT) else intermediates["pooled"]), stats
+
+
+def _variables(params, stats, name):
+  variables = {"params": params[name]}
+  if name in stats:
+    variables["batch_stats"] = stats[name]
+  return variables
 
 
 def forward(config, params, stats, images, train):
   """Normalised images -> ({"backbone": [B, D], "z": [B, dim], "p": [B, dim]}, new stats)."""
   backbone, projector, predictor = build_models(config)
-  backbone_vars = {"params": params["backbone"]}
-  if "backbone" in stats:
-    backbone_vars["batch_stats"] = stats["backbone"]
-  features, backbone_stats = _features(backbone, backbone_vars, images, train, train)
-  z, projector_stats = _apply(projector, params["projector"], stats["projector"], features,
-                              train)
-  p, predictor_stats = _apply(predictor, params["predictor"], stats["predictor"], z, train)
-  new_stats = {"projector": projector_stats, "predictor": predictor_stats}
-  if "backbone" in stats:
+  new_stats = {}
+  features, backbone_stats = _backbone_features(
+      backbone, _variables(params, stats, "backbone"), images, train)
+  if backbone_stats is not None:
     new_stats["backbone"] = backbone_stats
+  z, new_stats["projector"] = _run(projector, _variables(params, stats, "projector"),
+                                   features, train)
+  p, new_stats["predictor"] = _run(predictor, _variables(params, stats, "predictor"), z, train)
   outputs = {"backbone": features, "z": z, "p": p}
   return {k: v.astype(jnp.float32) for k, v in outputs.items()}, new_stats
 
@@ -98,7 +96,7 @@ def init(config, rng, image_shape):
     backbone_vars = backbone.init(keys[0], images)
   else:
     backbone_vars = backbone.init(keys[0], images, train=False)
-  features, _ = _features(backbone, backbone_vars, images, False, False)
+  features, _ = _backbone_features(backbone, backbone_vars, images, False)
   projector_vars = projector.init(keys[1], features)
   predictor_vars = predictor.init(keys[2], jnp.zeros((2, config.simsiam.dim)))
   stats = {"projector": projector_vars["batch_stats"],

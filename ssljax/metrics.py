@@ -60,11 +60,6 @@ class Writer:
       f.write(data)
     return path
 
-  def flush(self):
-    if self.enabled:
-      self._events.flush()
-      self._jsonl.flush()
-
   def close(self):
     if self.enabled:
       self._events.close()

@@ -11,8 +11,6 @@ The paper has no CIFAR-10 result; this recipe keeps its settings (AdamW 0.9/0.95
 blr 1.5e-4, 75% masking, norm-pix) with a ViT-Ti encoder and a 4 x 128 decoder, batch 512,
 400 epochs (20 warm-up). It is also the model timed by benchmarks/mae_step_vs_torch.py.
 """
-import os
-
 from ssljax import config_lib, recipes
 from ssljax.methods import mae
 
@@ -21,13 +19,7 @@ def get_config(arg=None):
   arg = config_lib.parse_arg(arg, runlocal=False, source="npz", epochs=400)
   c = config_lib.base_config()
   c.method = "mae"
-  c.input.source = arg.source
-  if arg.source == "tfds":
-    c.input.name = "cifar10"
-  else:
-    c.input.data_dir = os.environ.get("SSLJAX_CIFAR10_DIR")
-  c.input.image_size = 32
-  c.input.batch_size = 512
+  recipes.cifar10_input(c, arg.source)
   c.model.variant = "Ti/4"
   c.mae = mae.default_config()
   c.mae.decoder_width, c.mae.decoder_depth, c.mae.decoder_heads = 128, 4, 4

@@ -13,8 +13,6 @@ T=0.1, is what runs here during training). Ablations: `--config.simsiam.stop_gra
 fixed at random init), `--config.optim.fixed_lr_regex=None` (predictor lr decayed too).
 `:cpu` is a narrow ResNet-18 (width 16) with 512-d heads for minutes-long CPU runs.
 """
-import os
-
 from ssljax import config_lib, recipes
 
 
@@ -22,13 +20,7 @@ def get_config(arg=None):
   arg = config_lib.parse_arg(arg, runlocal=False, cpu=False, source="npz", epochs=800)
   c = config_lib.base_config()
   recipes.simsiam_base(c)
-  c.input.source = arg.source
-  if arg.source == "tfds":
-    c.input.name = "cifar10"
-  else:
-    c.input.data_dir = os.environ.get("SSLJAX_CIFAR10_DIR")
-  c.input.image_size = 32
-  c.input.batch_size = 512
+  recipes.cifar10_input(c, arg.source)
   c.model.variant = "resnet18"
   c.model.cifar_stem = True
   c.simsiam.projector_layers = 2

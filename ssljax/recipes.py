@@ -5,8 +5,21 @@ appendix A.1): AdamW (0.9, 0.95), wd 0.05, blr 1.5e-4 with lr = blr * batch / 25
 40 warm-up epochs then cosine, 75% masking, 8-block 512-wide decoder, normalised-pixel targets,
 random resized crop (0.2-1.0) and flip only.
 """
+import os
+
 from ssljax import config_lib
 from ssljax.methods import mae, simsiam
+
+
+def cifar10_input(c, source="npz"):
+  """CIFAR-10 at 32x32, batch 512: the npz directory in $SSLJAX_CIFAR10_DIR, or TFDS."""
+  c.input.source = source
+  if source == "tfds":
+    c.input.name = "cifar10"
+  else:
+    c.input.data_dir = os.environ.get("SSLJAX_CIFAR10_DIR")
+  c.input.image_size = 32
+  c.input.batch_size = 512
 
 
 def mae_runlocal(c, embedded_data=True):

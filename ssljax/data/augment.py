@@ -10,10 +10,14 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+def standardize(x, mean=IMAGENET_MEAN, std=IMAGENET_STD):
+  """float [..., H, W, C] in [0, 1] -> standardised per channel."""
+  return (x - jnp.asarray(mean, jnp.float32)) / jnp.asarray(std, jnp.float32)
+
+
 def normalize(images, mean=IMAGENET_MEAN, std=IMAGENET_STD):
   """uint8 [..., H, W, C] -> float32 standardised per channel."""
-  x = images.astype(jnp.float32) / 255.0
-  return (x - jnp.asarray(mean, jnp.float32)) / jnp.asarray(std, jnp.float32)
+  return standardize(images.astype(jnp.float32) / 255.0, mean, std)
 
 
 def denormalize(images, mean=IMAGENET_MEAN, std=IMAGENET_STD):
@@ -188,7 +192,7 @@ def siamese_views(rng, images, size, aug):
                    lambda k, x: color_jitter(k, x, tuple(aug.color_jitter)), image)
     image = _maybe(gray_key, aug.grayscale_prob, lambda _, x: grayscale(x), image)
     image = _maybe(blur_key, aug.blur_prob, gaussian_blur, image)
-    return normalize(image * 255.0)
+    return standardize(image)
 
   x = images.astype(jnp.float32) / 255.0
   key1, key2 = jax.random.split(rng)

@@ -30,13 +30,17 @@ def build_models(config):
           heads.Predictor(c.dim, c.predictor_hidden_dim))
 
 
+def _mode(module, train):
+  """Call kwargs selecting train/eval mode (the ViT has no BatchNorm and no such flag)."""
+  return {} if isinstance(module, vit.ViT) else {"train": train}
+
+
 def _run(module, variables, x, train):
   """`module.apply` in train or eval mode -> (output, batch stats after it, or None)."""
   if train and "batch_stats" in variables:
     out, updates = module.apply(variables, x, train=True, mutable=["batch_stats"])
     return out, updates["batch_stats"]
-  kwargs = {} if isinstance(module, vit.ViT) else {"train": train}
-  return module.apply(variables, x, **kwargs), variables.get("batch_stats")
+  return module.apply(variables, x, **_mode(module, train)), variables.get("batch_stats")
 
 
 def _backbone_features(backbone, variables, images, train):
@@ -92,10 +96,7 @@ def init(config, rng, image_shape):
   backbone, projector, predictor = build_models(config)
   keys = jax.random.split(rng, 3)
   images = jnp.zeros((2,) + tuple(image_shape[1:]), jnp.float32)
-  if isinstance(backbone, vit.ViT):
-    backbone_vars = backbone.init(keys[0], images)
-  else:
-    backbone_vars = backbone.init(keys[0], images, train=False)
+  backbone_vars = backbone.init(keys[0], images, **_mode(backbone, False))
   features, _ = _backbone_features(backbone, backbone_vars, images, False)
   projector_vars = projector.init(keys[1], features)
   predictor_vars = predictor.init(keys[2], jnp.zeros((2, config.simsiam.dim)))
@@ -117,8 +118,7 @@ def loss(config, params, state, batch, rng):
   z1, z2 = out1["z"], out2["z"]
   p1, p2 = (out1["p"], out2["p"]) if config.simsiam.predictor else (z1, z2)
   value = symmetric_loss(p1, p2, z1, z2, config.simsiam.stop_gradient)
-  metrics = {"loss": value, "output_std": output_std(z1),
-             "output_std_healthy": 1.0 / jnp.sqrt(float(config.simsiam.dim))}
+  metrics = {"loss": value, "output_std": output_std(z1)}
   return value, ({"batch_stats": stats}, metrics)
 
 

@@ -26,18 +26,13 @@ sys.path.insert(0, HERE)
 import torch  # pylint: disable=g-import-not-at-top,wrong-import-position
 import torch_mae  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-from ssljax import optim, train  # pylint: disable=wrong-import-position
+from ssljax import config_lib, optim, train  # pylint: disable=wrong-import-position
 from ssljax.methods import mae  # pylint: disable=wrong-import-position
 from ssljax.models import vit  # pylint: disable=wrong-import-position
 
 
 def load_config(variant):
-  import importlib.util  # pylint: disable=g-import-not-at-top
-  path = os.path.join(HERE, "..", "configs", "mae_cifar10.py")
-  spec = importlib.util.spec_from_file_location("mae_cifar10", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config()
+  config = config_lib.load("mae_cifar10")
   if variant:
     with config.unlocked():
       config.model.variant = variant

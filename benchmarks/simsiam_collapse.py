@@ -10,7 +10,6 @@ random-init encoder) and `curves.png` (loss, output std and kNN vs step) into --
 run's own workdir (checkpoints, metrics.jsonl, TensorBoard) is under it too.
 """
 import argparse
-import importlib.util
 import os
 
 import matplotlib
@@ -18,19 +17,14 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-from ssljax import metrics, train  # pylint: disable=wrong-import-position
+from ssljax import config_lib, metrics, train  # pylint: disable=wrong-import-position
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 VARIANTS = {"stop-gradient (SimSiam)": dict(stop_gradient=True, predictor=True),
             "no stop-gradient, no predictor": dict(stop_gradient=False, predictor=False)}
 
 
 def load_config(steps, batch_size):
-  path = os.path.join(HERE, "..", "configs", "simsiam_cifar10.py")
-  spec = importlib.util.spec_from_file_location("simsiam_cifar10", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config("cpu")
+  config = config_lib.load("simsiam_cifar10:cpu")
   with config.unlocked():
     config.total_steps = steps
     config.input.batch_size = batch_size

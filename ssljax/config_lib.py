@@ -3,9 +3,15 @@
 Configs are `ml_collections.ConfigDict`s from `get_config(arg)`; `arg` is the text after the
 colon of `--config=configs/x.py:runlocal,batch=64` and is parsed by `parse_arg`.
 """
+import importlib.util
+import os
+
 import ml_collections
 
 from ssljax.errors import ConfigError
+
+CONFIGS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                           "configs")
 
 
 def parse_arg(arg, **defaults):
@@ -29,6 +35,23 @@ def parse_arg(arg, **defaults):
       value = type(default)(value)
     result[name] = value
   return ml_collections.ConfigDict(result)
+
+
+def load(spec):
+  """"simsiam_cifar10:cpu" or "path/to/x.py:arg" -> the locked config of that file.
+
+  A bare name is looked up in the repository's `configs/` directory.
+  """
+  path, _, arg = spec.partition(":")
+  if not path.endswith(".py"):
+    path = os.path.join(CONFIGS_DIR, path + ".py")
+  if not os.path.isfile(path):
+    raise ConfigError(f"config file {path} does not exist: pass an existing configs/*.py")
+  module_spec = importlib.util.spec_from_file_location(
+      os.path.splitext(os.path.basename(path))[0], path)
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  return module.get_config(arg or None)
 
 
 def steps(config, name, steps_per_epoch, default=None):

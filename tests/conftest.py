@@ -22,8 +22,5 @@ def cifar10_dir():
 
 def load_config(name, arg=None):
   """`get_config(arg)` of configs/<name>.py."""
-  import importlib.util  # pylint: disable=g-import-not-at-top
-  spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, "configs", f"{name}.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg)
+  from ssljax import config_lib  # pylint: disable=g-import-not-at-top
+  return config_lib.load(f"{name}:{arg}" if arg else name)

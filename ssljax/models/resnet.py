@@ -9,11 +9,19 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
+from ssljax.models.conv import Conv
+
 # name: (block kind, blocks per stage)
 DEPTHS = {"resnet18": ("basic", (2, 2, 2, 2)), "resnet34": ("basic", (3, 4, 6, 3)),
           "resnet50": ("bottleneck", (3, 4, 6, 3)), "resnet101": ("bottleneck", (3, 4, 23, 3))}
 
 _conv_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")  # kaiming, as torch
+
+
+def _conv(features, kernel, stride, dtype, name):
+  """k x k convolution, stride s, padding k // 2, no bias (torchvision's ResNet convs)."""
+  return Conv(features, (kernel, kernel), (stride, stride), ((kernel // 2, kernel // 2),) * 2,
+              kernel_init=_conv_init, dtype=dtype, name=name)
 
 
 def _norm(train, dtype, zero_scale=False, name=None):
@@ -32,9 +40,7 @@ class ResidualBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x, train):
-    conv = lambda f, k, s, name: nn.Conv(f, (k, k), (s, s), padding=[(k // 2, k // 2)] * 2,
-                                         use_bias=False, kernel_init=_conv_init,
-                                         dtype=self.dtype, name=name)
+    conv = lambda f, k, s, name: _conv(f, k, s, self.dtype, name)
     out_filters = self.filters * (4 if self.bottleneck else 1)
     if self.bottleneck:
       y = nn.relu(_norm(train, self.dtype, name="bn1")(conv(self.filters, 1, 1, "conv1")(x)))
@@ -66,12 +72,10 @@ class ResNet(nn.Module):
   def __call__(self, images, train=False):
     x = images.astype(self.dtype)
     if self.cifar_stem:
-      x = nn.Conv(self.width, (3, 3), padding=[(1, 1)] * 2, use_bias=False,
-                  kernel_init=_conv_init, dtype=self.dtype, name="conv1")(x)
+      x = _conv(self.width, 3, 1, self.dtype, "conv1")(x)
       x = nn.relu(_norm(train, self.dtype, name="bn1")(x))
     else:
-      x = nn.Conv(self.width, (7, 7), (2, 2), padding=[(3, 3)] * 2, use_bias=False,
-                  kernel_init=_conv_init, dtype=self.dtype, name="conv1")(x)
+      x = _conv(self.width, 7, 2, self.dtype, "conv1")(x)
       x = nn.relu(_norm(train, self.dtype, name="bn1")(x))
       x = nn.max_pool(x, (3, 3), (2, 2), padding=[(1, 1)] * 2)
     for stage, num_blocks in enumerate(self.stage_sizes):

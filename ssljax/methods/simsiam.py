@@ -118,7 +118,8 @@ def loss(config, params, state, batch, rng):
   z1, z2 = out1["z"], out2["z"]
   p1, p2 = (out1["p"], out2["p"]) if config.simsiam.predictor else (z1, z2)
   value = symmetric_loss(p1, p2, z1, z2, config.simsiam.stop_gradient)
-  metrics = {"loss": value, "output_std": output_std(z1)}
+  metrics = {"loss": value, "output_std": output_std(z1), "prediction_std": output_std(p1),
+             "backbone_std": output_std(out1["backbone"])}
   return value, ({"batch_stats": stats}, metrics)
 
 

@@ -3,11 +3,68 @@
 A checkpoint holds the train state (params, optimizer state, step, method state), the data
 iterator's position, and the config as JSON. Restores use abstract targets with the current
 mesh's shardings, so a checkpoint written on 8 devices restores on 1 and vice versa.
+
+Resuming takes the newest readable checkpoint. Half-written ones (orbax's tmp directories)
+are never listed; a finalised one whose files are damaged is moved to
+`workdir/checkpoints_unreadable/` with a warning and the previous one is used; one whose
+arrays do not fit the current config is an error naming the first mismatching array.
 """
+import logging
 import os
+import shutil
 
 import jax
+from jax.experimental import multihost_utils
 import orbax.checkpoint as ocp
+
+from ssljax.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+class CheckpointMismatch(UserError):
+  """A checkpoint's arrays do not fit the state the current config builds."""
+
+
+def _key_name(key):
+  for attribute in ("key", "name", "idx"):
+    if hasattr(key, attribute):
+      return str(getattr(key, attribute))
+  return str(key)
+
+
+def _abstract_shapes(tree):
+  """{"/params/encoder/...": shape} of a pytree of arrays or ShapeDtypeStructs."""
+  leaves, _ = jax.tree_util.tree_flatten_with_path(tree)
+  return {"/" + "/".join(_key_name(k) for k in path): tuple(leaf.shape) for path, leaf in leaves}
+
+
+def _saved_shapes(tree, prefix=""):
+  """The same for orbax's metadata tree (nested dicts and lists of ArrayMetadata)."""
+  if tree is None:  # an empty node (optax's EmptyState, a None field)
+    return {}
+  if isinstance(tree, dict):
+    items = tree.items()
+  elif isinstance(tree, (list, tuple)):
+    items = enumerate(tree)
+  else:
+    return {prefix: tuple(tree.shape)}
+  shapes = {}
+  for key, value in items:
+    shapes.update(_saved_shapes(value, f"{prefix}/{key}"))
+  return shapes
+
+
+def describe_mismatch(saved, expected):
+  """First difference of two {path: shape} maps, parameters first; None when they agree."""
+  for path in sorted(set(saved) | set(expected), key=lambda p: (not p.startswith("/params"), p)):
+    if path not in saved:
+      return f"it has no {path} (shape {expected[path]}), which this config builds"
+    if path not in expected:
+      return f"it has {path} (shape {saved[path]}), which this config does not build"
+    if saved[path] != expected[path]:
+      return f"{path} has shape {saved[path]} there and {expected[path]} in this config"
+  return None
 
 
 class Checkpointer:
@@ -17,7 +74,12 @@ class Checkpointer:
     options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
                                            enable_async_checkpointing=async_save)
     self.directory = os.path.join(os.path.abspath(workdir), "checkpoints")
-    self._manager = ocp.CheckpointManager(self.directory, options=options)
+    self.unreadable_directory = self.directory + "_unreadable"
+    self._manager = ocp.CheckpointManager(
+        self.directory, options=options,
+        item_handlers={"state": ocp.StandardCheckpointHandler(),
+                       "data": ocp.JsonCheckpointHandler(),
+                       "config": ocp.JsonCheckpointHandler()})
 
   def latest_step(self):
     return self._manager.latest_step()
@@ -37,6 +99,51 @@ class Checkpointer:
     restored = self._manager.restore(step, args=ocp.args.Composite(
         state=ocp.args.StandardRestore(target), data=ocp.args.JsonRestore()))
     return restored.state, restored.data
+
+  def restore_latest(self, abstract_state, shardings):
+    """(step, state, data_state) of the newest readable checkpoint, or None if there is none.
+
+    Raises CheckpointMismatch when the newest readable one does not fit `abstract_state`, and
+    UserError when checkpoints exist but none can be read.
+    """
+    steps = sorted(self._manager.all_steps(), reverse=True)
+    for step in steps:
+      try:
+        saved_tree = self._manager.item_metadata(step)["state"].tree
+      except Exception as e:  # pylint: disable=broad-except  # damaged files fail many ways
+        self._set_aside(step, e)
+        continue
+      mismatch = describe_mismatch(_saved_shapes(saved_tree), _abstract_shapes(abstract_state))
+      if mismatch is None:
+        try:
+          return (step, *self.restore(step, abstract_state, shardings))
+        except Exception as e:  # pylint: disable=broad-except
+          self._set_aside(step, e)
+          continue
+      raise CheckpointMismatch(
+          f"checkpoint step {step} in {self.directory} does not fit this config: {mismatch}; "
+          f"run with the config it was written with (in {self.directory}/{step}/config) or "
+          "pass a new --workdir")
+    if steps:
+      raise UserError(f"no checkpoint in {self.directory} is readable (steps {steps} were "
+                      f"moved to {self.unreadable_directory}): restore their files, or "
+                      "rerun to start from scratch")
+    return None
+
+  def _set_aside(self, step, error):
+    """Moves a damaged checkpoint out of the way (kept, never deleted) and warns."""
+    reason = f"{type(error).__name__}: {(str(error).splitlines() or [''])[0][:200]}"
+    log.warning("checkpoint step %d in %s is unreadable (%s): moved to %s, trying the previous "
+                "one", step, self.directory, reason, self.unreadable_directory)
+    if jax.process_index() == 0:
+      os.makedirs(self.unreadable_directory, exist_ok=True)
+      target = os.path.join(self.unreadable_directory, str(step))
+      while os.path.exists(target):
+        target += "_"
+      shutil.move(os.path.join(self.directory, str(step)), target)
+    if jax.process_count() > 1:
+      multihost_utils.sync_global_devices(f"ssljax checkpoint {step} set aside")
+    self._manager.reload()
 
   def wait(self):
     """Blocks until pending async saves are final."""

@@ -17,6 +17,9 @@ flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and fig
 flags.DEFINE_bool("verbose", False, "Show tracebacks for input errors.")
 flags.mark_flags_as_required(["config", "workdir"])
 
+# Lets launch scripts and schedulers tell "saved, rerun me" from finished (0) and bad input (2).
+PREEMPTED_EXIT_STATUS = 3
+
 
 def format_summary(summary):
   """The demo's closing lines: final loss, kNN trained vs random init, where outputs are."""
@@ -63,6 +66,10 @@ def main(argv):
       raise
     print(f"ssljax: error: {e}", file=sys.stderr)
     sys.exit(2)
+  if summary["preempted"]:
+    print(f"ssljax: preempted: saved step {summary['step']} in {summary['workdir']}; run the "
+          "same command again to resume", file=sys.stderr)
+    sys.exit(PREEMPTED_EXIT_STATUS)
   print(format_summary(summary))
 
 

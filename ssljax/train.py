@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ssljax import checkpoint, config_lib, methods, metrics, optim, sharding
+from ssljax import checkpoint, config_lib, methods, metrics, optim, preemption, sharding
 from ssljax import evals as evals_lib
 from ssljax.data import pipeline, sources
 from ssljax.errors import UserError
@@ -123,13 +123,13 @@ def train_and_evaluate(config, workdir, *, devices=None):
 
   # ----------------------------------------------------------------- resume
   ckpt = checkpoint.Checkpointer(workdir, keep=config.keep_checkpoints)
-  latest = ckpt.latest_step()
-  if latest is not None:
-    state, data_state = ckpt.restore(latest, abstract_state, state_shardings)
+  restored = ckpt.restore_latest(abstract_state, state_shardings)
+  if restored is not None:
+    latest, state, data_state = restored
     data_iter.set_state(data_state)
     log.info("resumed from %s at step %d", ckpt.directory, latest)
   else:
-    state = init_fn(init_key)
+    latest, state = None, init_fn(init_key)
   first_step = int(state.step)
 
   # ----------------------------------------------------------------- evals
@@ -161,33 +161,41 @@ def train_and_evaluate(config, workdir, *, devices=None):
   # ----------------------------------------------------------------- loop
   progress = metrics.Progress(total_steps, batch_size)
   step_metrics, last_loss = None, None
+  summary["preempted"] = False
   try:
-    for step in range(first_step + 1, total_steps + 1):
-      batch = sharding.global_batch(next(data_iter), mesh)
-      state, step_metrics = train_step(state, batch)
-      if step == first_step + 1:
-        jax.block_until_ready(step_metrics)
-        progress.start(step)  # excludes compilation from img/s
-      is_last = step == total_steps
-      will_save = is_last or step % config.checkpoint_every_steps == 0
-      if step % config.log_every_steps == 0 or will_save:
-        values = {k: float(v) for k, v in jax.device_get(step_metrics).items()}
-        last_loss = values["loss"]
-        if not (np.isfinite(last_loss) and np.isfinite(values["grad_norm"])):
-          ckpt.wait()  # nothing non-finite is saved: the last checkpoint stays the newest
-          raise TrainingDiverged(
-              f"loss {last_loss} / grad norm {values['grad_norm']} at step {step}; the last "
-              f"good checkpoint is step {ckpt.latest_step()} in {ckpt.directory}: lower "
-              "optim.blr (or lengthen the warm-up) and restart, which resumes from it")
-        if step % config.log_every_steps == 0 or is_last:
-          if step > first_step + 1:
-            line, values["img_per_s"] = progress.line(step, {"loss": last_loss})
-            log.info(line)
-          writer.scalars(step, values)
-      if will_save:
-        ckpt.save(step, state, data_iter.get_state(), config.to_json())
-      run_evals(step, _variables(state), lambda e, s=step, last=is_last: (
-          last or bool(e.every_steps and s % e.every_steps == 0)))
+    with preemption.Watch() as watch:
+      for step in range(first_step + 1, total_steps + 1):
+        batch = sharding.global_batch(next(data_iter), mesh)
+        state, step_metrics = train_step(state, batch)
+        if step == first_step + 1:
+          jax.block_until_ready(step_metrics)
+          progress.start(step)  # excludes compilation from img/s
+        is_last = step == total_steps
+        preempted = watch.reached(step) and not is_last
+        will_save = is_last or preempted or step % config.checkpoint_every_steps == 0
+        if step % config.log_every_steps == 0 or will_save:
+          values = {k: float(v) for k, v in jax.device_get(step_metrics).items()}
+          last_loss = values["loss"]
+          if not (np.isfinite(last_loss) and np.isfinite(values["grad_norm"])):
+            ckpt.wait()  # nothing non-finite is saved: the last checkpoint stays the newest
+            raise TrainingDiverged(
+                f"loss {last_loss} / grad norm {values['grad_norm']} at step {step}; the last "
+                f"good checkpoint is step {ckpt.latest_step()} in {ckpt.directory}: lower "
+                "optim.blr (or lengthen the warm-up) and restart, which resumes from it")
+          if step % config.log_every_steps == 0 or is_last:
+            if step > first_step + 1:
+              line, values["img_per_s"] = progress.line(step, {"loss": last_loss})
+              log.info(line)
+            writer.scalars(step, values)
+        if will_save:
+          ckpt.save(step, state, data_iter.get_state(), config.to_json())
+        if preempted:
+          ckpt.wait()
+          summary["preempted"] = True
+          log.warning("preemption notice: saved step %d in %s and stopped", step, ckpt.directory)
+          break
+        run_evals(step, _variables(state), lambda e, s=step, last=is_last: (
+            last or bool(e.every_steps and s % e.every_steps == 0)))
   finally:
     ckpt.close()
     writer.close()

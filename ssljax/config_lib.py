@@ -76,6 +76,9 @@ def validate(config):
     raise ConfigError(f"input.image_size={size} must be positive")
   if config.input.batch_size <= 0:
     raise ConfigError(f"input.batch_size={config.input.batch_size} must be positive")
+  if config.max_consecutive_skips < 0:
+    raise ConfigError(f"max_consecutive_skips={config.max_consecutive_skips} must be >= 0 "
+                      "(0 stops at the first non-finite step)")
   if "mae" in config:
     from ssljax.models import vit  # pylint: disable=g-import-not-at-top
     try:
@@ -108,6 +111,9 @@ def base_config():
   c.log_every_steps = 50
   c.checkpoint_every_steps = 1000
   c.keep_checkpoints = 3
+  # A step with a non-finite loss or gradient leaves the state as it was (counted in
+  # `skipped_steps`); this many in a row stop the run. 0 stops at the first.
+  c.max_consecutive_skips = 5
 
   c.input = ml_collections.ConfigDict()
   c.input.source = "digits"  # digits | npz | tfds | image_folder

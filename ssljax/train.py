@@ -32,6 +32,13 @@ class TrainState:
   params: Any
   opt_state: Any
   model_state: Any  # non-trainable collections (batch stats, EMA targets, queues)
+  skipped_steps: jax.Array  # [2] int32: all skipped updates, and the current run of them
+
+  @classmethod
+  def create(cls, params, opt_state, model_state):
+    """The state at step 0."""
+    return cls(jnp.zeros((), jnp.int32), params, opt_state, model_state,
+               jnp.zeros((2,), jnp.int32))
 
 
 def make_train_step(config, method, tx, learning_rate):
@@ -47,9 +54,19 @@ def make_train_step(config, method, tx, learning_rate):
     params = optax.apply_updates(state.params, updates)
     if hasattr(method, "after_update"):
       model_state = method.after_update(config, params, model_state, state.step)
-    step_metrics = dict(step_metrics, loss=loss, grad_norm=optax.tree.norm(grads),
-                        learning_rate=learning_rate(state.step))
-    return TrainState(state.step + 1, params, opt_state, model_state), step_metrics
+    grad_norm = optax.tree.norm(grads)
+    # A non-finite loss or gradient (bf16 overflow, a bad batch) keeps the previous state, so
+    # the state, and every checkpoint of it, stays finite.
+    finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+    keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
+    params, opt_state, model_state = keep((params, opt_state, model_state),
+                                          (state.params, state.opt_state, state.model_state))
+    skipped = jnp.where(finite, jnp.stack([state.skipped_steps[0], 0]),
+                        state.skipped_steps + 1)
+    step_metrics = dict(step_metrics, loss=loss, grad_norm=grad_norm,
+                        learning_rate=learning_rate(state.step), skipped_steps=skipped[0],
+                        consecutive_skips=skipped[1])
+    return TrainState(state.step + 1, params, opt_state, model_state, skipped), step_metrics
 
   return train_step
 
@@ -104,7 +121,7 @@ def train_and_evaluate(config, workdir, *, devices=None):
   def init_state(rng):
     variables = dict(method.init(config, rng, image_shape))
     params = variables.pop("params")
-    return TrainState(jnp.zeros((), jnp.int32), params, tx.init(params), variables)
+    return TrainState.create(params, tx.init(params), variables)
 
   init_key = jax.random.fold_in(jax.random.key(config.seed), -1 % 2**31)
   abstract_state = jax.eval_shape(init_state, init_key)
@@ -176,12 +193,18 @@ def train_and_evaluate(config, workdir, *, devices=None):
         if step % config.log_every_steps == 0 or will_save:
           values = {k: float(v) for k, v in jax.device_get(step_metrics).items()}
           last_loss = values["loss"]
-          if not (np.isfinite(last_loss) and np.isfinite(values["grad_norm"])):
-            ckpt.wait()  # nothing non-finite is saved: the last checkpoint stays the newest
+          if values["consecutive_skips"] > config.max_consecutive_skips:
+            ckpt.wait()
             raise TrainingDiverged(
-                f"loss {last_loss} / grad norm {values['grad_norm']} at step {step}; the last "
-                f"good checkpoint is step {ckpt.latest_step()} in {ckpt.directory}: lower "
+                f"loss {last_loss} / grad norm {values['grad_norm']} at step {step}, "
+                f"{int(values['consecutive_skips'])} non-finite steps in a row (limit "
+                f"max_consecutive_skips={config.max_consecutive_skips}); the last good "
+                f"checkpoint is step {ckpt.latest_step()} in {ckpt.directory}: lower "
                 "optim.blr (or lengthen the warm-up) and restart, which resumes from it")
+          if values["consecutive_skips"]:
+            log.warning("step %d: non-finite loss %s / grad norm %s, update skipped (%d in a "
+                        "row, %d in all)", step, last_loss, values["grad_norm"],
+                        values["consecutive_skips"], values["skipped_steps"])
           if step % config.log_every_steps == 0 or is_last:
             if step > first_step + 1:
               line, values["img_per_s"] = progress.line(step, {"loss": last_loss})

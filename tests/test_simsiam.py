@@ -95,7 +95,7 @@ def test_predictor_fixed_at_random_init_never_moves(frozen):
   variables = simsiam.init(config, jax.random.key(0), (1, 32, 32, 3))
   params = variables.pop("params")
   tx, lr = optim.make(config.optim, 32, total_steps=10, warmup_steps=0)
-  state = train.TrainState(jnp.zeros((), jnp.int32), params, tx.init(params), variables)
+  state = train.TrainState.create(params, tx.init(params), variables)
   step = jax.jit(train.make_train_step(config, simsiam, tx, lr))
   images = np.random.default_rng(0).integers(0, 256, (32, 32, 32, 3), np.uint8)
   for _ in range(2):

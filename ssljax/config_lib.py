@@ -7,6 +7,7 @@ import importlib.util
 import os
 
 import ml_collections
+from ml_collections.config_dict import placeholder
 
 from ssljax.errors import ConfigError
 
@@ -106,8 +107,8 @@ def base_config():
   c = ml_collections.ConfigDict()
   c.seed = 0
   c.method = ""
-  c.total_steps = None
-  c.total_epochs = None
+  c.total_steps = placeholder(int)  # optional fields are typed, so the CLI can set them
+  c.total_epochs = placeholder(float)
   c.log_every_steps = 50
   c.checkpoint_every_steps = 1000
   c.keep_checkpoints = 3
@@ -118,7 +119,7 @@ def base_config():
   c.input = ml_collections.ConfigDict()
   c.input.source = "digits"  # digits | npz | tfds | image_folder
   c.input.name = ""  # TFDS dataset name
-  c.input.data_dir = None
+  c.input.data_dir = placeholder(str)
   c.input.split = "train"
   c.input.image_size = 32
   c.input.batch_size = 256
@@ -135,10 +136,10 @@ def base_config():
 
   c.model = ml_collections.ConfigDict()
   c.model.variant = "B/16"
-  c.model.width = None  # width/depth/num_heads/mlp_dim, when set, override the variant
-  c.model.depth = None
-  c.model.num_heads = None
-  c.model.mlp_dim = None
+  c.model.width = placeholder(int)  # width/depth/num_heads/mlp_dim override the variant
+  c.model.depth = placeholder(int)
+  c.model.num_heads = placeholder(int)
+  c.model.mlp_dim = placeholder(int)
   c.model.dtype = "float32"
   c.model.remat = False
   c.model.resnet_width = 64  # ResNet base width (64 in the papers; smaller for CPU runs)
@@ -147,19 +148,19 @@ def base_config():
   c.optim = ml_collections.ConfigDict()
   c.optim.name = "adamw"
   c.optim.blr = 1.5e-4  # peak lr = blr * batch_size / 256 unless optim.lr is set
-  c.optim.lr = None
+  c.optim.lr = placeholder(float)
   c.optim.b1 = 0.9
   c.optim.b2 = 0.95
   c.optim.momentum = 0.9
   c.optim.weight_decay = 0.05
   c.optim.wd_exclude = r"(^|/)(cls_token|mask_token|pos_embed)$"
-  c.optim.warmup_steps = None
-  c.optim.warmup_epochs = None
+  c.optim.warmup_steps = placeholder(int)
+  c.optim.warmup_epochs = placeholder(float)
   c.optim.min_lr = 0.0
-  c.optim.clip_norm = None
+  c.optim.clip_norm = placeholder(float)
   c.optim.decay_1d_params = False  # also decay biases and norm parameters
-  c.optim.frozen_regex = None  # parameters that never move
-  c.optim.fixed_lr_regex = None  # parameters kept at the constant peak lr
+  c.optim.frozen_regex = placeholder(str)  # parameters that never move
+  c.optim.fixed_lr_regex = placeholder(str)  # parameters kept at the constant peak lr
 
   c.evals = ml_collections.ConfigDict()
   return c
@@ -171,5 +172,6 @@ def knn_eval_config(every_steps, *, test_split="test", feature="patch_mean", bat
   return ml_collections.ConfigDict(dict(
       type="knn", every_steps=every_steps, train_split="train", test_split=test_split,
       feature=feature, k=(20, 200), temperature=0.07, batch_size=batch_size,
-      max_train_examples=max_train_examples, max_test_examples=max_test_examples,
+      max_train_examples=placeholder(int) if max_train_examples is None else max_train_examples,
+      max_test_examples=placeholder(int) if max_test_examples is None else max_test_examples,
       random_init_baseline=False))

@@ -12,8 +12,8 @@ each run's own workdir (checkpoints, metrics.jsonl, TensorBoard) is under it too
 
 The seed's collapse monitor is the std of p, the predictor output: a collapsed run's predictor
 emits a constant vector and the std goes to 0. z ends in BatchNorm without affine (as in the
-official code), so in training mode each of its channels keeps unit variance over the batch
-and its std cannot reach 0; it falls less far.
+official code), so in training mode each of its channels keeps unit variance over the batch;
+its std is held up and falls less far.
 """
 import argparse
 import os

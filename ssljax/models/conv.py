@@ -5,8 +5,8 @@ whole output gradient; on these machines that runs 5-20x slower than the forward
 dominated a ResNet training step. On CPU, for outputs of at least 16 x 16 positions (where the
 native gradient is slow; below it is as fast), the kernel gradient here is instead a sum over
 the kernel taps of `[C_in, N] x [N, C_out]` matmuls on strided slices of the padded input, which
-XLA:CPU runs as GEMMs: 1.3-6x faster per layer, about 2x for a whole narrow ResNet-18 SimSiam
-step. Other backends (GPU, TPU) use the native gradient. The parameter
+XLA:CPU runs as GEMMs: 1.3-6x faster per layer, 1.8x for a whole narrow ResNet-18 SimSiam
+step (`benchmarks/conv_grad_cpu.py`). Other backends (GPU, TPU) use the native gradient. The parameter
 layout is that of `flax.linen.Conv` (`kernel` [kh, kw, C_in, C_out]), so checkpoints do not
 depend on which gradient ran.
 """

@@ -75,10 +75,10 @@ def test_one_and_eight_devices_give_the_same_losses(tmp_path):
     np.testing.assert_allclose(one[step], eight[step], rtol=1e-5, atol=1e-6)
 
 
-def _loss_with_nan_from_step(first_bad, last_bad, config, clean_loss):
-  """mae.loss returning NaN at steps first_bad..last_bad (step s has key fold_in(seed, s - 1))."""
+def _loss_with_nan_at(bad_steps, config, clean_loss):
+  """mae.loss returning NaN at `bad_steps` (step s has key fold_in(seed, s - 1))."""
   bad_keys = jnp.stack([jax.random.key_data(jax.random.fold_in(jax.random.key(config.seed), s - 1))
-                        for s in range(first_bad, last_bad + 1)])
+                        for s in bad_steps])
 
   def loss(cfg, params, state, batch, rng):
     value, aux = clean_loss(cfg, params, state, batch, rng)
@@ -88,44 +88,26 @@ def _loss_with_nan_from_step(first_bad, last_bad, config, clean_loss):
   return loss
 
 
-def _nan_config():
+def test_nan_steps_are_skipped_and_counted_and_too_many_in_a_row_stop_the_run(
+    tmp_path, monkeypatch):
   config = load_config("demo", "runlocal")  # 6 steps
   with config.unlocked():
     config.checkpoint_every_steps, config.log_every_steps = 1, 1
-    config.evals = {}
-  return config
-
-
-def test_a_nan_step_is_skipped_counted_and_the_run_goes_on(tmp_path, monkeypatch):
-  config = _nan_config()
-  train.train_and_evaluate(config, str(tmp_path / "clean"))
-  monkeypatch.setattr(mae, "loss", _loss_with_nan_from_step(4, 4, config, mae.loss))
-  summary = train.train_and_evaluate(config, str(tmp_path / "nan"))
-  records = {r["step"]: r for r in metrics.read_jsonl(tmp_path / "nan" / "metrics.jsonl")
-             if "loss" in r}
-  assert np.isnan(records[4]["loss"]) and records[4]["consecutive_skips"] == 1
-  assert records[6]["skipped_steps"] == 1 and records[6]["consecutive_skips"] == 0
-  assert summary["step"] == 6 and np.isfinite(summary["final_loss"])
-  # steps 1-3 are the clean run's; from 5 on the state lacks step 4's update
-  clean_losses = _losses(tmp_path / "clean")
-  for step in (1, 2, 3):
-    assert records[step]["loss"] == clean_losses[step]
-  assert records[5]["loss"] != clean_losses[5]
-
-
-def test_nan_steps_in_a_row_stop_the_run_naming_it_and_the_state_stays_finite(
-    tmp_path, monkeypatch):
-  config = _nan_config()
-  with config.unlocked():
     config.max_consecutive_skips = 1
+    config.evals = {}
   clean_loss = mae.loss
-  monkeypatch.setattr(mae, "loss", _loss_with_nan_from_step(4, 6, config, clean_loss))
+  # step 2 alone is skipped and the run goes on; steps 4 and 5 in a row exceed the limit
+  monkeypatch.setattr(mae, "loss", _loss_with_nan_at((2, 4, 5, 6), config, clean_loss))
   with pytest.raises(train.TrainingDiverged, match=r"loss nan .* at step 5, 2 non-finite steps "
                      r"in a row .*max_consecutive_skips=1.*last good checkpoint is step 4"):
     train.train_and_evaluate(config, str(tmp_path))
+  records = {r["step"]: r for r in metrics.read_jsonl(tmp_path / "metrics.jsonl") if "loss" in r}
+  assert np.isnan(records[2]["loss"]) and records[2]["consecutive_skips"] == 1
+  assert np.isfinite(records[3]["loss"]) and records[3]["consecutive_skips"] == 0
+  assert records[3]["skipped_steps"] == 1 and records[4]["skipped_steps"] == 2
   # the restart (the fault gone) resumes from step 4, whose state is step 3's, and finishes
   monkeypatch.setattr(mae, "loss", clean_loss)
   summary = train.train_and_evaluate(config, str(tmp_path))
   assert summary["step"] == 6 and np.isfinite(summary["final_loss"])
   losses = _losses(tmp_path)
-  assert [s for s in sorted(losses) if np.isfinite(losses[s])] == [1, 2, 3, 5, 6]
+  assert [s for s in sorted(losses) if np.isfinite(losses[s])] == [1, 3, 5, 6]

@@ -107,13 +107,14 @@ class Checkpointer:
     UserError when checkpoints exist but none can be read.
     """
     steps = sorted(self._manager.all_steps(), reverse=True)
+    expected = _abstract_shapes(abstract_state)
     for step in steps:
       try:
         saved_tree = self._manager.item_metadata(step)["state"].tree
       except Exception as e:  # pylint: disable=broad-except  # damaged files fail many ways
         self._set_aside(step, e)
         continue
-      mismatch = describe_mismatch(_saved_shapes(saved_tree), _abstract_shapes(abstract_state))
+      mismatch = describe_mismatch(_saved_shapes(saved_tree), expected)
       if mismatch is None:
         try:
           return (step, *self.restore(step, abstract_state, shardings))

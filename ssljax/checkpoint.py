@@ -9,6 +9,7 @@ are never listed; a finalised one whose files are damaged is moved to
 `workdir/checkpoints_unreadable/` with a warning and the previous one is used; one whose
 arrays do not fit the current config is an error naming the first mismatching array.
 """
+import json
 import logging
 import os
 import shutil
@@ -17,6 +18,7 @@ import jax
 from jax.experimental import multihost_utils
 import orbax.checkpoint as ocp
 
+from ssljax import config_lib
 from ssljax.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -100,10 +102,33 @@ class Checkpointer:
         state=ocp.args.StandardRestore(target), data=ocp.args.JsonRestore()))
     return restored.state, restored.data
 
-  def restore_latest(self, abstract_state, shardings):
+  def saved_config(self, step):
+    """The config dict saved with `step`, or None if it cannot be read."""
+    try:
+      restored = self._manager.restore(step, args=ocp.args.Composite(
+          config=ocp.args.JsonRestore()))
+      return json.loads(restored.config["config"])
+    except Exception:  # pylint: disable=broad-except  # only used to explain a mismatch
+      return None
+
+  def _config_changes(self, step, config_json):
+    saved = self.saved_config(step)
+    if saved is None or config_json is None:
+      return ""
+    # The fields that shape the state first: model, method and the method's section.
+    method = saved.get("method", "")
+    changes = sorted(config_lib.changed_fields(saved, json.loads(config_json)),
+                     key=lambda c: not c.startswith(("model.", "method:", f"{method}.")))
+    if not changes:
+      return ""
+    more = f" and {len(changes) - 3} more" if len(changes) > 3 else ""
+    return f" (config changed since: {'; '.join(changes[:3])}{more})"
+
+  def restore_latest(self, abstract_state, shardings, config_json=None):
     """(step, state, data_state) of the newest readable checkpoint, or None if there is none.
 
-    Raises CheckpointMismatch when the newest readable one does not fit `abstract_state`, and
+    Raises CheckpointMismatch when the newest readable one does not fit `abstract_state`
+    (naming the config fields that changed since, given the current `config_json`), and
     UserError when checkpoints exist but none can be read.
     """
     steps = sorted(self._manager.all_steps(), reverse=True)
@@ -122,7 +147,8 @@ class Checkpointer:
           self._set_aside(step, e)
           continue
       raise CheckpointMismatch(
-          f"checkpoint step {step} in {self.directory} does not fit this config: {mismatch}; "
+          f"checkpoint step {step} in {self.directory} does not fit this config"
+          f"{self._config_changes(step, config_json)}: {mismatch}; "
           f"run with the config it was written with (in {self.directory}/{step}/config) or "
           "pass a new --workdir")
     if steps:

@@ -11,6 +11,7 @@ from ml_collections.config_dict import placeholder
 
 from ssljax.errors import ConfigError
 
+MODEL_DTYPES = ("float32", "bfloat16", "float16")
 CONFIGS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                            "configs")
 
@@ -60,7 +61,8 @@ def steps(config, name, steps_per_epoch, default=None):
   num_steps = config.get(f"{name}_steps")
   epochs = config.get(f"{name}_epochs")
   if num_steps is not None and epochs is not None:
-    raise ConfigError(f"both {name}_steps and {name}_epochs are set: set only one")
+    raise ConfigError(f"both {name}_steps={num_steps} and {name}_epochs={epochs} are set: "
+                      "set only one (the other to None)")
   if num_steps is not None:
     return int(num_steps)
   if epochs is not None:
@@ -70,6 +72,21 @@ def steps(config, name, steps_per_epoch, default=None):
   return default
 
 
+def changed_fields(before, after, prefix=""):
+  """["model.width: 64 -> 32", ...] for the leaves that differ between two config dicts."""
+  changes = []
+  for key in sorted(set(before) | set(after)):
+    old, new = before.get(key), after.get(key)
+    if isinstance(old, dict) and isinstance(new, dict):
+      changes += changed_fields(old, new, f"{prefix}{key}.")
+    elif isinstance(old, dict) or isinstance(new, dict):
+      if old != new:
+        changes.append(f"{prefix}{key}: {'added' if old is None else 'removed'}")
+    elif old != new:
+      changes.append(f"{prefix}{key}: {old!r} -> {new!r}")
+  return changes
+
+
 def validate(config):
   """Checks of values that would otherwise fail late or silently; raises ConfigError."""
   size = config.input.image_size
@@ -77,9 +94,16 @@ def validate(config):
     raise ConfigError(f"input.image_size={size} must be positive")
   if config.input.batch_size <= 0:
     raise ConfigError(f"input.batch_size={config.input.batch_size} must be positive")
+  for field, minimum in (("log_every_steps", 1), ("checkpoint_every_steps", 1),
+                         ("keep_checkpoints", 1)):
+    if config[field] < minimum:
+      raise ConfigError(f"{field}={config[field]} is below {minimum}: use a value >= {minimum}")
+  if config.model.dtype not in MODEL_DTYPES:
+    raise ConfigError(f"model.dtype={config.model.dtype!r} is unknown: use one of "
+                      f"{', '.join(MODEL_DTYPES)}")
   if config.max_consecutive_skips < 0:
-    raise ConfigError(f"max_consecutive_skips={config.max_consecutive_skips} must be >= 0 "
-                      "(0 stops at the first non-finite step)")
+    raise ConfigError(f"max_consecutive_skips={config.max_consecutive_skips} is below 0: use "
+                      "a value >= 0 (0 stops at the first non-finite step)")
   if "mae" in config:
     from ssljax.models import vit  # pylint: disable=g-import-not-at-top
     try:

@@ -5,10 +5,13 @@ Bad input (config values, data, workdir) ends with one line naming the problem a
 exit status 2; `--verbose` shows the traceback too.
 """
 import logging
+import re
 import sys
 
 from absl import app, flags
 from ml_collections import config_flags
+
+from ssljax.errors import UserError
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Config file, optionally `file.py:arg`.",
@@ -41,6 +44,46 @@ def format_summary(summary):
   return "\n".join(lines)
 
 
+def flag_error_line(error, argv):
+  """One line for a command-line error: a typo in an override, a bad value, a missing file."""
+  if isinstance(error, UserError) or isinstance(error.__cause__, UserError):
+    return str(error if isinstance(error, UserError) else error.__cause__)
+  raw = str(error)
+  if isinstance(error, (AttributeError, KeyError)):
+    # ml_collections reports an unknown field as the repr of a KeyError in an AttributeError.
+    field = (re.findall(r"[A-Za-z_]\w*", raw) or ["?"])[0]
+    flag = next((a.split("=")[0] for a in argv
+                 if a.startswith("--config.") and a.split("=")[0].endswith(f".{field}")),
+                "--config")
+    suggestion = re.search(r'Did you mean "(\w+)"', raw)
+    fix = (f"did you mean {suggestion.group(1)!r}?" if suggestion else
+           "check the spelling against the config file")
+    return f"{flag}: the config has no field {field!r}: {fix}"
+  if "Failed loading config file" in raw:
+    path = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), "?")
+    reason = next((l.strip() for l in raw.splitlines() if "Errno" in l), "cannot be imported")
+    return f"config file {path} cannot be loaded ({reason}): pass an existing configs/*.py"
+  lines = [l.strip() for l in raw.splitlines() if l.strip()]
+  if "Traceback" in raw:  # an error raised while running the config file's get_config
+    return re.sub(r"^[\w.]+: ", "", lines[-1])
+  text = " ".join(lines).removeprefix("FATAL Flags parsing error: ").rstrip(".")
+  return f"{text} (see --helpfull for the flags)"
+
+
+def parse_flags(argv):
+  """absl's flag parsing, with errors as one line and exit status 2 (--verbose: traceback)."""
+  try:
+    args = FLAGS(argv)
+    if FLAGS.config is not None:
+      FLAGS.config.keys()  # a config file that failed to load raises only when first used
+    return args
+  except Exception as e:  # pylint: disable=broad-except
+    if "--verbose" in argv:
+      raise
+    print(f"ssljax: error: {flag_error_line(e, argv)}", file=sys.stderr)
+    sys.exit(2)
+
+
 def _setup_logging():
   """ssljax's own lines at INFO in a short format; other libraries' (orbax logs every file it
   writes) only from WARNING."""
@@ -58,7 +101,6 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   _setup_logging()
   from ssljax import train  # pylint: disable=g-import-not-at-top
-  from ssljax.errors import UserError  # pylint: disable=g-import-not-at-top
   try:
     summary = train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
   except UserError as e:
@@ -74,4 +116,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

@@ -140,7 +140,7 @@ def train_and_evaluate(config, workdir, *, devices=None):
 
   # ----------------------------------------------------------------- resume
   ckpt = checkpoint.Checkpointer(workdir, keep=config.keep_checkpoints)
-  restored = ckpt.restore_latest(abstract_state, state_shardings)
+  restored = ckpt.restore_latest(abstract_state, state_shardings, config.to_json())
   if restored is not None:
     latest, state, data_state = restored
     data_iter.set_state(data_state)

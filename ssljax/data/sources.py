@@ -18,6 +18,7 @@ from PIL import Image
 from ssljax.errors import DataError
 
 KINDS = ("digits", "npz", "tfds", "image_folder")
+NPZ_LAYOUT = "images uint8 [N, H, W, 3] and labels int [N]"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
 
@@ -83,7 +84,8 @@ def npz_dir(path, split):
     try:
       with np.load(f) as shard:
         if "images" not in shard or "labels" not in shard:
-          raise DataError(f"{f} has arrays {sorted(shard.files)}, needs 'images' and 'labels'")
+          raise DataError(f"{f} has arrays {sorted(shard.files)}, not 'images' and 'labels': "
+                          f"save it with {NPZ_LAYOUT}")
         images.append(shard["images"])
         labels.append(shard["labels"])
     except DataError:
@@ -91,8 +93,8 @@ def npz_dir(path, split):
     except Exception as e:  # zip/pickle errors from a damaged file
       raise DataError(f"cannot read {f} ({type(e).__name__}: {e}); replace the file") from e
     if images[-1].ndim != 4 or images[-1].shape[-1] != 3 or images[-1].dtype != np.uint8:
-      raise DataError(f"{f}: images must be uint8 [N, H, W, 3], got {images[-1].dtype} "
-                      f"{list(images[-1].shape)}")
+      raise DataError(f"{f} holds images {images[-1].dtype} {list(images[-1].shape)}: save "
+                      f"it with {NPZ_LAYOUT}")
   labels = np.concatenate(labels).astype(np.int32)
   return ArraySource(np.concatenate(images), labels, int(labels.max()) + 1, f"npz:{path}:{split}")
 

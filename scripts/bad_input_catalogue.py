@@ -1,0 +1,175 @@
+"""The bad-input catalogue: each case, run for real, and the one-line error ssljax gives.
+
+  python scripts/bad_input_catalogue.py > /tmp/catalogue.md
+
+Every case starts from `configs/demo.py:runlocal` on 8 (fake CPU) devices, breaks one thing,
+and calls the trainer; the error is what `python -m ssljax.main` prints after "ssljax: error: "
+(exit status 2, no traceback unless --verbose). tests/test_bad_input.py runs the same cases and
+checks that each message is one line naming the field or path, the bad value and a fix.
+"""
+import os
+import sys
+
+if __name__ == "__main__":
+  import jax  # pylint: disable=g-import-not-at-top
+  jax.config.update("jax_num_cpu_devices", 8)
+
+import ml_collections  # pylint: disable=wrong-import-position
+import numpy as np  # pylint: disable=wrong-import-position
+
+from ssljax import config_lib, train  # pylint: disable=wrong-import-position
+from ssljax.errors import UserError  # pylint: disable=wrong-import-position
+
+
+def _set(**fields):
+  """A case's setup that only sets config fields ("input__batch_size" = input.batch_size)."""
+  def setup(config, tmp):
+    del tmp
+    for name, value in fields.items():
+      *sections, key = name.split("__")
+      node = config
+      for section in sections:
+        node = node[section]
+      node[key] = value
+  return setup
+
+
+def _npz_dir(tmp, **arrays):
+  path = os.path.join(tmp, "npz")
+  os.makedirs(path, exist_ok=True)
+  if arrays:
+    np.savez(os.path.join(path, "train.npz"), **arrays)
+  return path
+
+
+def _npz(**arrays):
+  def setup(config, tmp):
+    config.input.source, config.input.data_dir = "npz", _npz_dir(tmp, **arrays)
+  return setup
+
+
+def _damaged_npz(config, tmp):
+  path = _npz_dir(tmp)
+  with open(os.path.join(path, "train.npz"), "wb") as f:
+    f.write(b"PK\x03\x04 not really a zip file")
+  config.input.source, config.input.data_dir = "npz", path
+
+
+def _empty_image_folder(config, tmp):
+  os.makedirs(os.path.join(tmp, "images", "train", "cat"))
+  config.input.source, config.input.data_dir = "image_folder", os.path.join(tmp, "images")
+
+
+def _workdir_under_a_file(config, tmp):
+  del config
+  with open(os.path.join(tmp, "a_file"), "w", encoding="utf-8") as f:
+    f.write("not a directory")
+  return os.path.join(tmp, "a_file", "run")
+
+
+def _checkpoint_of_another_shape(config, tmp):
+  """Trains 1 step of the unmodified config in the workdir, then changes the model."""
+  workdir = os.path.join(tmp, "run")
+  config.evals = ml_collections.ConfigDict()
+  first = config.copy_and_resolve_references()
+  first.total_steps = 1
+  train.train_and_evaluate(first, workdir)
+  config.model.mlp_dim = 200
+  return workdir
+
+
+_IMAGES = np.zeros((64, 32, 32, 3), np.uint8)
+_LABELS = np.zeros((64,), np.int32)
+
+# (name, what is wrong, setup(config, tmp) -> workdir or None, strings the message must name)
+CASES = [
+    ("image_size_vs_patch", "image size not divisible by the patch size",
+     _set(input__image_size=30), ["input.image_size", "30", "patch_size 4"]),
+    ("mask_ratio", "mask ratio outside [0, 1)", _set(mae__mask_ratio=1.0),
+     ["mae.mask_ratio", "1.0"]),
+    ("batch_vs_devices", "batch size not divisible by the number of devices",
+     _set(input__batch_size=36), ["input.batch_size", "36", "8 devices"]),
+    ("batch_vs_dataset", "batch size larger than the dataset",
+     _set(input__batch_size=4096), ["input.batch_size", "4096", "1497"]),
+    ("unknown_method", "unknown method", _set(method="mea"), ["config.method", "'mea'"]),
+    ("unknown_variant", "unknown model variant", _set(model__variant="Q/4"),
+     ["model.variant", "Q"]),
+    ("width_vs_heads", "model width not divisible by the number of heads",
+     _set(model__width=30, model__num_heads=4), ["width 30", "num_heads 4"]),
+    ("unknown_dtype", "unknown compute dtype", _set(model__dtype="fp8"),
+     ["model.dtype", "'fp8'"]),
+    ("unknown_optimizer", "unknown optimizer", _set(optim__name="adam"),
+     ["optim.name", "'adam'"]),
+    ("negative_lr", "negative learning rate", _set(optim__lr=-0.001),
+     ["optim.lr", "-0.001"]),
+    ("negative_weight_decay", "negative weight decay", _set(optim__weight_decay=-0.05),
+     ["optim.weight_decay", "-0.05"]),
+    ("steps_and_epochs", "both total_steps and total_epochs set",
+     _set(total_steps=10, total_epochs=1.0), ["total_steps", "total_epochs"]),
+    ("no_duration", "neither total_steps nor total_epochs set", _set(total_steps=None),
+     ["total_steps", "total_epochs"]),
+    ("checkpoint_interval", "checkpoint interval of 0 steps", _set(checkpoint_every_steps=0),
+     ["checkpoint_every_steps", "0"]),
+    ("keep_checkpoints", "keep no checkpoints", _set(keep_checkpoints=0),
+     ["keep_checkpoints", "0"]),
+    ("max_skips", "negative limit of non-finite steps", _set(max_consecutive_skips=-1),
+     ["max_consecutive_skips", "-1"]),
+    ("unknown_source", "unknown dataset kind", _set(input__source="csv"),
+     ["input.source", "'csv'"]),
+    ("unknown_split", "split the dataset does not have", _set(input__split="validation"),
+     ["input.split", "'validation'"]),
+    ("missing_data_dir", "data directory missing",
+     _set(input__source="npz", input__data_dir="/nonexistent/cifar10"),
+     ["input.data_dir", "/nonexistent/cifar10"]),
+    ("empty_data_dir", "data directory without data", _npz(), ["input.data_dir", "npz"]),
+    ("npz_keys", "npz without `images`/`labels`", _npz(x=_IMAGES, y=_LABELS),
+     ["train.npz", "'x'", "'images'"]),
+    ("npz_rank", "images of the wrong rank", _npz(images=_IMAGES[..., 0], labels=_LABELS),
+     ["train.npz", "[64, 32, 32]", "[N, H, W, 3]"]),
+    ("npz_dtype", "images of the wrong dtype",
+     _npz(images=_IMAGES.astype(np.float32), labels=_LABELS), ["train.npz", "float32"]),
+    ("npz_damaged", "damaged npz file", _damaged_npz, ["train.npz", "replace the file"]),
+    ("tfds_not_prepared", "TFDS dataset not prepared",
+     _set(input__source="tfds", input__name="imagenet2012", input__data_dir="/nonexistent/tfds"),
+     ["imagenet2012", "/nonexistent/tfds", "tfds build"]),
+    ("image_folder_empty", "image folder without images", _empty_image_folder,
+     ["images/train", "one folder per class"]),
+    ("workdir_not_writable", "workdir not writable", _workdir_under_a_file,
+     ["a_file/run", "--workdir"]),
+    ("checkpoint_vs_config", "config changed incompatibly against the workdir's checkpoint",
+     _checkpoint_of_another_shape, ["model.mlp_dim", "200", "--workdir"]),
+]
+
+
+def error_message(case, tmp):
+  """The UserError message of `case` run in the fresh directory `tmp`; raises if none."""
+  name, _, setup, _ = case
+  config = config_lib.load("demo:runlocal")
+  with config.unlocked():
+    workdir = setup(config, tmp) or os.path.join(tmp, "run")
+  try:
+    train.train_and_evaluate(config, workdir)
+  except UserError as e:
+    return str(e)
+  raise AssertionError(f"case {name}: no error")
+
+
+def markdown_table(rows):
+  """rows of (what is wrong, message) -> a markdown table."""
+  lines = ["| bad input | `ssljax: error: ...` (exit status 2) |", "|---|---|"]
+  lines += [f"| {what} | {message.replace('|', '/')} |" for what, message in rows]
+  return "\n".join(lines)
+
+
+def main():
+  import tempfile  # pylint: disable=g-import-not-at-top
+  rows = []
+  for case in CASES:
+    with tempfile.TemporaryDirectory() as tmp:
+      message = error_message(case, tmp).replace(tmp, "$TMP")
+    rows.append((case[1], message))
+  print(markdown_table(rows))
+
+
+if __name__ == "__main__":
+  sys.exit(main())

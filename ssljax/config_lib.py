@@ -148,6 +148,7 @@ def base_config():
   c.input.image_size = 32
   c.input.batch_size = 256
   c.input.num_threads = 4
+  c.input.corrupt_images = "skip"  # image_folder: skip (log, count, use the next) | fail
 
   c.aug = ml_collections.ConfigDict()
   c.aug.crop = True

@@ -37,6 +37,9 @@ def format_summary(summary):
     baseline = evals.get(f"random_init/{key}")
     extra = f"   (random-init encoder: {baseline:.4f})" if baseline is not None else ""
     lines.append(f"  {key:<21} {value:.4f}{extra}")
+  if summary.get("skipped_images"):
+    lines.append(f"  skipped images        {len(summary['skipped_images'])} undecodable files, "
+                 "each replaced by the next readable one (listed in the log)")
   for path in summary["figures"][-1:]:
     lines.append(f"  reconstruction figure {path}")
   lines.append(f"  metrics               {summary['metrics_file']}")

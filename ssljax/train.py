@@ -206,6 +206,8 @@ def train_and_evaluate(config, workdir, *, devices=None):
                         "row, %d in all)", step, last_loss, values["grad_norm"],
                         values["consecutive_skips"], values["skipped_steps"])
           if step % config.log_every_steps == 0 or is_last:
+            if hasattr(source, "skipped_files"):  # undecodable images replaced so far
+              values["skipped_images"] = len(source.skipped_files)
             if step > first_step + 1:
               line, values["img_per_s"] = progress.line(step, {"loss": last_loss})
               log.info(line)
@@ -223,6 +225,7 @@ def train_and_evaluate(config, workdir, *, devices=None):
     ckpt.close()
     writer.close()
   summary.update(step=int(state.step), final_loss=last_loss, total_steps=total_steps,
+                 skipped_images=sorted(getattr(source, "skipped_files", ())),
                  wall_time_s=time.time() - start_time)
   if step_metrics is None:
     log.info("nothing to do: the checkpoint in %s is already at step %d", workdir, total_steps)

@@ -10,15 +10,20 @@ Four kinds, chosen by `config.input.source`:
 Hosts only read, decode and resize to a fixed size; augmentations run on device.
 """
 import glob
+import logging
 import os
+import threading
 
 import numpy as np
 from PIL import Image
 
-from ssljax.errors import DataError
+from ssljax.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
 
 KINDS = ("digits", "npz", "tfds", "image_folder")
 NPZ_LAYOUT = "images uint8 [N, H, W, 3] and labels int [N]"
+CORRUPT_IMAGE_POLICIES = ("skip", "fail")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
 
@@ -131,9 +136,20 @@ class TfdsSource:
 
 
 class ImageFolderSource:
-  """`root/split/class_name/*.png|jpg`; classes are the sorted sub-directory names."""
+  """`root/split/class_name/*.png|jpg`; classes are the sorted sub-directory names.
 
-  def __init__(self, root, split, image_size):
+  A file that cannot be decoded is, with `corrupt_images="skip"`, logged once, recorded in
+  `skipped_files`, and replaced by the next readable file in the listing (so batches keep their
+  size and nothing else is dropped); with "fail" it is a DataError naming the file.
+  """
+
+  def __init__(self, root, split, image_size, corrupt_images="skip"):
+    if corrupt_images not in CORRUPT_IMAGE_POLICIES:
+      raise ConfigError(f"input.corrupt_images={corrupt_images!r} is unknown: use one of "
+                        f"{', '.join(CORRUPT_IMAGE_POLICIES)}")
+    self.corrupt_images = corrupt_images
+    self.skipped_files = set()
+    self._lock = threading.Lock()
     split_dir = os.path.join(root or "", split)
     if not root or not os.path.isdir(split_dir):
       raise DataError(f"image folder {split_dir!r} does not exist: set input.data_dir to a "
@@ -156,10 +172,31 @@ class ImageFolderSource:
   def __len__(self):
     return len(self.files)
 
+  def _decode(self, path):
+    """uint8 [size, size, 3], or None if the file cannot be decoded (and is skipped)."""
+    try:
+      with Image.open(path) as im:
+        return fit_image(np.asarray(im.convert("RGB")), self.image_size)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+      reason = f"{type(e).__name__}: {e}"
+    if self.corrupt_images == "fail":
+      raise DataError(f"image {path} cannot be decoded ({reason}): replace or delete it, or set "
+                      "input.corrupt_images=skip")
+    with self._lock:
+      first_time = path not in self.skipped_files
+      self.skipped_files.add(path)
+    if first_time:
+      log.warning("skipping image %s, which cannot be decoded (%s); %d skipped so far", path,
+                  reason, len(self.skipped_files))
+    return None
+
   def __getitem__(self, index):
-    with Image.open(self.files[index]) as im:
-      image = fit_image(np.asarray(im.convert("RGB")), self.image_size)
-    return {"image": image, "label": self.labels[index]}
+    for offset in range(len(self.files)):
+      i = (index + offset) % len(self.files)
+      image = self._decode(self.files[i])
+      if image is not None:
+        return {"image": image, "label": self.labels[i]}
+    raise DataError(f"no image under {self.name} can be decoded: check input.data_dir")
 
 
 def get_source(input_config, split):
@@ -172,7 +209,8 @@ def get_source(input_config, split):
   if kind == "tfds":
     return TfdsSource(input_config.name, split, input_config.data_dir, input_config.image_size)
   if kind == "image_folder":
-    return ImageFolderSource(input_config.data_dir, split, input_config.image_size)
+    return ImageFolderSource(input_config.data_dir, split, input_config.image_size,
+                             input_config.get("corrupt_images", "skip"))
   raise DataError(f"input.source={kind!r} is unknown: use one of {', '.join(KINDS)}")
 
 

@@ -69,6 +69,18 @@ def describe_mismatch(saved, expected):
   return None
 
 
+class CheckpointWriteError(UserError):
+  """A checkpoint could not be written (disk full, permissions); earlier ones are kept."""
+
+
+def _short_reason(error, limit=240):
+  """"Type: message" in one line, keeping the end of long messages (where the OS error is)."""
+  text = " ".join(str(error).split())
+  if len(text) > limit:
+    text = "..." + text[-limit:]
+  return f"{type(error).__name__}: {text}"
+
+
 class Checkpointer:
   """Thin wrapper over `ocp.CheckpointManager` with the items ssljax saves."""
 
@@ -76,6 +88,7 @@ class Checkpointer:
     options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
                                            enable_async_checkpointing=async_save)
     self.directory = os.path.join(os.path.abspath(workdir), "checkpoints")
+    self._pending_step = None  # the step of an async save not yet known to be final
     self.unreadable_directory = self.directory + "_unreadable"
     self._manager = ocp.CheckpointManager(
         self.directory, options=options,
@@ -86,12 +99,31 @@ class Checkpointer:
   def latest_step(self):
     return self._manager.latest_step()
 
+  def _write_failed(self, error):
+    step, self._pending_step = self._pending_step, None
+    self._manager.reload()
+    return CheckpointWriteError(
+        f"writing checkpoint step {step} in {self.directory} failed ({_short_reason(error)}): "
+        f"free space or fix permissions there and rerun, which resumes from the last good "
+        f"checkpoint, step {self._manager.latest_step()}")
+
   def save(self, step, state, data_state, config_json):
-    """Starts an async save of `step` (the caller picks the steps)."""
-    self._manager.save(step, force=True, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state),
-        data=ocp.args.JsonSave(data_state),
-        config=ocp.args.JsonSave({"config": config_json})))
+    """Starts an async save of `step` (the caller picks the steps).
+
+    A failed write (of this step, or of the previous async one) raises CheckpointWriteError;
+    older checkpoints are only deleted (keep-N) after a newer one is final.
+    """
+    try:
+      self.wait()
+      self._pending_step = step
+      self._manager.save(step, force=True, args=ocp.args.Composite(
+          state=ocp.args.StandardSave(state),
+          data=ocp.args.JsonSave(data_state),
+          config=ocp.args.JsonSave({"config": config_json})))
+    except CheckpointWriteError:
+      raise
+    except Exception as e:  # pylint: disable=broad-except  # OS and tensorstore errors
+      raise self._write_failed(e) from e
 
   def restore(self, step, abstract_state, shardings):
     """(state, data_state) of `step`, placed with `shardings`."""
@@ -173,10 +205,16 @@ class Checkpointer:
     self._manager.reload()
 
   def wait(self):
-    """Blocks until pending async saves are final."""
-    self._manager.wait_until_finished()
+    """Blocks until pending async saves are final; raises CheckpointWriteError if one failed."""
+    try:
+      self._manager.wait_until_finished()
+    except Exception as e:  # pylint: disable=broad-except
+      raise self._write_failed(e) from e
+    self._pending_step = None
 
   def close(self):
     """Waits for pending async saves, then releases the manager."""
-    self.wait()
-    self._manager.close()
+    try:
+      self.wait()
+    finally:
+      self._manager.close()

@@ -1,9 +1,14 @@
 """Damaged, partial and mismatching checkpoints: resume from the newest good one, or say why."""
+import errno
 import glob
 import logging
 import os
 import shutil
 
+import jax
+import jax.numpy as jnp
+import numpy as np
+import orbax.checkpoint as ocp
 import pytest
 
 from conftest import load_config
@@ -94,3 +99,43 @@ def test_describe_mismatch_reports_missing_extra_and_reshaped_arrays():
       {k: v for k, v in expected.items() if k != "/params/a"}, expected)
   assert "has /params/c" in checkpoint.describe_mismatch({**expected, "/params/c": (1,)},
                                                           expected)
+
+
+def _fail_writes(monkeypatch):
+  """Every later checkpoint write fails as on a full disk."""
+  async def no_space(*args, **kwargs):
+    del args, kwargs
+    raise OSError(errno.ENOSPC, "No space left on device")
+  monkeypatch.setattr(ocp.StandardCheckpointHandler, "async_save", no_space)
+
+
+def test_failed_write_is_an_error_and_keep_n_never_deletes_the_last_good_one(
+    tmp_path, monkeypatch):
+  ckpt = checkpoint.Checkpointer(str(tmp_path), keep=1)
+  good = {"w": jnp.arange(4.0)}
+  ckpt.save(1, good, {"position": 1}, "{}")
+  ckpt.wait()
+  _fail_writes(monkeypatch)
+  with pytest.raises(checkpoint.CheckpointWriteError) as error:
+    ckpt.save(2, {"w": jnp.zeros(4)}, {"position": 2}, "{}")
+    ckpt.wait()
+  assert str(error.value).startswith(f"writing checkpoint step 2 in {ckpt.directory} failed "
+                                     "(OSError: [Errno 28] No space left on device)")
+  assert str(error.value).endswith("the last good checkpoint, step 1")
+  monkeypatch.undo()
+  reopened = checkpoint.Checkpointer(str(tmp_path), keep=1)
+  step, state, data_state = reopened.restore_latest(
+      jax.eval_shape(lambda: good), {"w": jax.sharding.SingleDeviceSharding(jax.devices()[0])})
+  assert step == 1 and data_state == {"position": 1}
+  np.testing.assert_array_equal(state["w"], good["w"])
+  reopened.close()
+
+
+def test_training_stops_with_the_write_error_and_resumes_from_the_last_good_checkpoint(
+    finished_run, tmp_path, monkeypatch):
+  workdir = _copy(finished_run, tmp_path)
+  shutil.rmtree(workdir / "checkpoints" / "6")
+  _fail_writes(monkeypatch)
+  with pytest.raises(checkpoint.CheckpointWriteError, match="step 6 .* step 3$"):
+    train.train_and_evaluate(load_config("demo", "runlocal"), str(workdir))
+  assert [d for d in os.listdir(workdir / "checkpoints") if d.isdigit()] == ["3"]

@@ -136,6 +136,9 @@ def base_config():
   c.log_every_steps = 50
   c.checkpoint_every_steps = 1000
   c.keep_checkpoints = 3
+  # Async saves overlap training; a save still being written when the process dies is lost
+  # with it. False: every save is final before the next step (a crash loses < one interval).
+  c.checkpoint_async = True
   # A step with a non-finite loss or gradient leaves the state as it was (counted in
   # `skipped_steps`); this many in a row stop the run. 0 stops at the first.
   c.max_consecutive_skips = 5

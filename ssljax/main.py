@@ -18,6 +18,11 @@ config_flags.DEFINE_config_file("config", None, "Config file, optionally `file.p
                                 lock_config=True)
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and figures.")
 flags.DEFINE_bool("verbose", False, "Show tracebacks for input errors.")
+flags.DEFINE_string("coordinator_address", None,
+                    "host:port of process 0, for multi-process runs outside TPU pods and SLURM "
+                    "(which are detected); with --num_processes and --process_id.")
+flags.DEFINE_integer("num_processes", None, "Number of processes (with --coordinator_address).")
+flags.DEFINE_integer("process_id", None, "This process's index (with --coordinator_address).")
 flags.mark_flags_as_required(["config", "workdir"])
 
 # Lets launch scripts and schedulers tell "saved, rerun me" from finished (0) and bad input (2).
@@ -103,8 +108,9 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   _setup_logging()
-  from ssljax import train  # pylint: disable=g-import-not-at-top
+  from ssljax import distributed, train  # pylint: disable=g-import-not-at-top
   try:
+    distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
     summary = train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
   except UserError as e:
     if FLAGS.verbose:

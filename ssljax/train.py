@@ -14,7 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ssljax import checkpoint, config_lib, methods, metrics, optim, preemption, sharding
+from ssljax import (checkpoint, config_lib, distributed, methods, metrics, optim, preemption,
+                    sharding)
 from ssljax import evals as evals_lib
 from ssljax.data import pipeline, sources
 from ssljax.errors import UserError
@@ -80,7 +81,7 @@ def _check_writable(workdir):
     return
   try:
     os.makedirs(workdir, exist_ok=True)
-    probe = os.path.join(workdir, ".write_test")
+    probe = os.path.join(workdir, f".write_test.{jax.process_index()}.{os.getpid()}")
     with open(probe, "w", encoding="utf-8") as f:
       f.write("ok")
     os.remove(probe)
@@ -139,7 +140,9 @@ def train_and_evaluate(config, workdir, *, devices=None):
       donate_argnums=(0,))
 
   # ----------------------------------------------------------------- resume
-  ckpt = checkpoint.Checkpointer(workdir, keep=config.keep_checkpoints)
+  distributed.barrier("ssljax: before the first collective")
+  ckpt = checkpoint.Checkpointer(workdir, keep=config.keep_checkpoints,
+                                 async_save=config.checkpoint_async)
   restored = ckpt.restore_latest(abstract_state, state_shardings, config.to_json())
   if restored is not None:
     latest, state, data_state = restored

@@ -9,6 +9,7 @@ are never listed; a finalised one whose files are damaged is moved to
 `workdir/checkpoints_unreadable/` with a warning and the previous one is used; one whose
 arrays do not fit the current config is an error naming the first mismatching array.
 """
+import glob
 import json
 import logging
 import os
@@ -101,6 +102,9 @@ class Checkpointer:
 
   def _write_failed(self, error):
     step, self._pending_step = self._pending_step, None
+    if jax.process_index() == 0:  # the partial write is never a checkpoint: free its space
+      for partial in glob.glob(os.path.join(self.directory, f"{step}.orbax-checkpoint-tmp*")):
+        shutil.rmtree(partial, ignore_errors=True)
     self._manager.reload()
     return CheckpointWriteError(
         f"writing checkpoint step {step} in {self.directory} failed ({_short_reason(error)}): "

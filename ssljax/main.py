@@ -54,8 +54,14 @@ def format_summary(summary):
 
 def flag_error_line(error, argv):
   """One line for a command-line error: a typo in an override, a bad value, a missing file."""
-  if isinstance(error, UserError) or isinstance(error.__cause__, UserError):
-    return str(error if isinstance(error, UserError) else error.__cause__)
+  # The original UserError (e.g. raised by a config file's get_config), which ml_collections
+  # re-raises as a new exception of the same type with a traceback in its message.
+  original, cause = None, error
+  while cause is not None:
+    original = cause if isinstance(cause, UserError) else original
+    cause = cause.__cause__ or cause.__context__
+  if original is not None:
+    return str(original)
   raw = str(error)
   if isinstance(error, (AttributeError, KeyError)):
     # ml_collections reports an unknown field as the repr of a KeyError in an AttributeError.
@@ -96,6 +102,9 @@ def _setup_logging():
   """ssljax's own lines at INFO in a short format; other libraries' (orbax logs every file it
   writes) only from WARNING."""
   logging.getLogger().setLevel(logging.WARNING)
+  # orbax's failed async writes also surface as "Task exception was never retrieved" at exit;
+  # the trainer reports them (CheckpointWriteError) in one line instead.
+  logging.getLogger("asyncio").setLevel(logging.CRITICAL)
   logger = logging.getLogger("ssljax")
   logger.setLevel(logging.INFO)
   logger.propagate = False

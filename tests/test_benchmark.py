@@ -20,6 +20,7 @@ def _rates_and_ratio(script, args, names):
   return {k: float(v) for k, v in rates.items()}, float(ratio.group(1)) if ratio else None
 
 
+@pytest.mark.slow
 def test_mae_step_benchmark_prints_both_rates_and_the_ratio():
   pytest.importorskip("torch", reason="the torch extra is not installed")
   rates, ratio = _rates_and_ratio("mae_step_vs_torch.py", ["--variant=mu/4", "--batch=8",
@@ -29,6 +30,7 @@ def test_mae_step_benchmark_prints_both_rates_and_the_ratio():
   assert ratio == pytest.approx(rates["jax"] / rates["torch"], rel=0.02)
 
 
+@pytest.mark.slow
 def test_conv_gradient_benchmark_prints_both_rates_and_the_ratio():
   rates, ratio = _rates_and_ratio("conv_grad_cpu.py", ["--config=simsiam_cifar10:runlocal",
                                                        "--batch=4", "--rounds=1"],

@@ -3,10 +3,13 @@ import math
 
 import jax
 
+import pytest
+
 from conftest import load_config
 from ssljax import train
 
 
+@pytest.mark.slow
 def test_demo_encoder_beats_random_init_on_heldout_digits(tmp_path):
   """The README demo exactly as a user runs it (its config, its steps)."""
   config = load_config("demo")
@@ -17,6 +20,7 @@ def test_demo_encoder_beats_random_init_on_heldout_digits(tmp_path):
   assert summary["final_loss"] < 0.6
 
 
+@pytest.mark.slow
 def test_cifar10_runlocal_reads_real_images_with_their_labels(tmp_path, cifar10_dir):
   config = load_config("mae_cifar10", "runlocal")
   with config.unlocked():

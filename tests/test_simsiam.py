@@ -150,6 +150,7 @@ def _short_cifar_run(stop_gradient, workdir):
           if "prediction_std" in r]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stop_gradient", [True, False])
 def test_stop_gradient_prevents_collapse_on_real_cifar10(stop_gradient, cifar10_dir, tmp_path):
   del cifar10_dir  # the config reads $SSLJAX_CIFAR10_DIR

@@ -2,8 +2,8 @@
 
   python scripts/bad_input_catalogue.py > /tmp/catalogue.md
 
-Every case starts from `configs/demo.py:runlocal` on 8 (fake CPU) devices, breaks one thing,
-and calls the trainer; the error is what `python -m ssljax.main` prints after "ssljax: error: "
+Every case starts from `configs/demo.py:runlocal` (evaluation cases: `configs/probe_demo.py`)
+on 8 (fake CPU) devices, breaks one thing, and calls the trainer; the error is what `python -m ssljax.main` prints after "ssljax: error: "
 (exit status 2, no traceback unless --verbose). tests/test_bad_input.py runs the same cases and
 checks that each message is one line naming the field or path, the bad value and a fix.
 """
@@ -17,7 +17,7 @@ if __name__ == "__main__":
 import ml_collections  # pylint: disable=wrong-import-position
 import numpy as np  # pylint: disable=wrong-import-position
 
-from ssljax import config_lib, train  # pylint: disable=wrong-import-position
+from ssljax import config_lib, linear_probe, train  # pylint: disable=wrong-import-position
 from ssljax.errors import UserError  # pylint: disable=wrong-import-position
 
 
@@ -26,11 +26,7 @@ def _set(**fields):
   def setup(config, tmp):
     del tmp
     for name, value in fields.items():
-      *sections, key = name.split("__")
-      node = config
-      for section in sections:
-        node = node[section]
-      node[key] = value
+      config_lib.set_field(config, name.replace("__", "."), value)
   return setup
 
 
@@ -81,7 +77,8 @@ def _checkpoint_of_another_shape(config, tmp):
 _IMAGES = np.zeros((64, 32, 32, 3), np.uint8)
 _LABELS = np.zeros((64,), np.int32)
 
-# (name, what is wrong, setup(config, tmp) -> workdir or None, strings the message must name)
+# (name, what is wrong, setup(config, tmp) -> workdir or None, strings the message must name,
+#  optionally the config to start from instead of demo:runlocal)
 CASES = [
     ("image_size_vs_patch", "image size not divisible by the patch size",
      _set(input__image_size=30), ["input.image_size", "30", "patch_size 4"]),
@@ -138,17 +135,25 @@ CASES = [
      ["a_file/run", "--workdir"]),
     ("checkpoint_vs_config", "config changed incompatibly against the workdir's checkpoint",
      _checkpoint_of_another_shape, ["model.mlp_dim", "200", "--workdir"]),
+    ("init_from_empty", "evaluation `init_from` path without a checkpoint",
+     _set(init_from="/nonexistent/pretraining"), ["init_from=/nonexistent/pretraining"],
+     "probe_demo:runlocal"),
+    ("unknown_protocol", "unknown evaluation protocol", _set(protocol="finetune_all"),
+     ["protocol", "'finetune_all'"], "probe_demo:runlocal"),
+    ("unknown_baseline", "unknown evaluation baseline", _set(baseline="sift"),
+     ["baseline", "'sift'"], "probe_demo:runlocal"),
 ]
 
 
 def error_message(case, tmp):
   """The UserError message of `case` run in the fresh directory `tmp`; raises if none."""
-  name, _, setup, _ = case
-  config = config_lib.load("demo:runlocal")
+  name, _, setup, _, *base = case
+  config = config_lib.load(base[0] if base else "demo:runlocal")
   with config.unlocked():
     workdir = setup(config, tmp) or os.path.join(tmp, "run")
+  run = linear_probe.run if "protocol" in config else train.train_and_evaluate  # as main does
   try:
-    train.train_and_evaluate(config, workdir)
+    run(config, workdir)
   except UserError as e:
     return str(e)
   raise AssertionError(f"case {name}: no error")

@@ -39,6 +39,17 @@ def parse_arg(arg, **defaults):
   return ml_collections.ConfigDict(result)
 
 
+def set_field(config, path, value):
+  """Sets the field at dotted `path` ("input.batch_size") of `config`; unknown names raise."""
+  *sections, key = path.split(".")
+  node = config
+  for section in sections:
+    node = node[section]
+  if key not in node:
+    raise AttributeError(f"'{key}'")
+  node[key] = value
+
+
 def load(spec):
   """"simsiam_cifar10:cpu" or "path/to/x.py:arg" -> the locked config of that file.
 
@@ -192,6 +203,80 @@ def base_config():
 
   c.evals = ml_collections.ConfigDict()
   return c
+
+
+PROTOCOLS = ("linear_probe", "knn")
+
+
+def probe_base_config():
+  """Fields of an evaluation run (`ssljax.linear_probe`); recipes set the protocol's values."""
+  c = ml_collections.ConfigDict()
+  c.protocol = "linear_probe"  # linear_probe | knn
+  c.init_from = ""  # pre-training workdir, its checkpoints/ or checkpoints/N
+  c.baseline = ""  # "" (the init_from encoder) | random_init | pixels | pca
+  c.encoder_config = ""  # architecture for random_init without init_from, e.g. "mae_cifar10"
+  c.seed = 0
+  c.total_steps = placeholder(int)
+  c.total_epochs = placeholder(float)
+  c.log_every_steps = 50
+  c.eval_every_steps = 1000
+  c.checkpoint_every_steps = 1000
+  c.keep_checkpoints = 2
+  c.checkpoint_async = True
+
+  c.input = ml_collections.ConfigDict()
+  c.input.source = "digits"
+  c.input.name = ""
+  c.input.data_dir = placeholder(str)
+  c.input.split = "train"
+  c.input.image_size = 32  # pixels/pca baselines; an encoder uses its own pre-training size
+  c.input.batch_size = 256
+  c.input.num_threads = 4
+  c.input.corrupt_images = "skip"
+
+  c.probe = ml_collections.ConfigDict()
+  c.probe.feature = "cls"  # MAE: cls | patch_mean; SimSiam: backbone
+  c.probe.head_norm = True  # BatchNorm without affine before the linear layer (MAE)
+  c.probe.augment = True  # random crop + flip on device every step (else cached features)
+  c.probe.crop_scale = (0.08, 1.0)
+  c.probe.test_split = "test"
+  c.probe.eval_batch_size = 256
+  c.probe.pca_dims = 256
+  c.probe.pca_fit_examples = 10000
+
+  c.knn = ml_collections.ConfigDict()
+  c.knn.k = (20, 200)
+  c.knn.temperatures = (0.07, 0.1)
+
+  c.optim = ml_collections.ConfigDict()
+  c.optim.name = "lars"
+  c.optim.blr = 0.1
+  c.optim.lr = placeholder(float)
+  c.optim.momentum = 0.9
+  c.optim.weight_decay = 0.0
+  c.optim.wd_exclude = ""
+  c.optim.decay_1d_params = False
+  c.optim.warmup_steps = placeholder(int)
+  c.optim.warmup_epochs = placeholder(float)
+  c.optim.min_lr = 0.0
+  return c
+
+
+def validate_probe(config):
+  """Checks of an evaluation config; raises ConfigError."""
+  if config.protocol not in PROTOCOLS:
+    raise ConfigError(f"protocol={config.protocol!r} is unknown: use one of "
+                      f"{', '.join(PROTOCOLS)}")
+  if config.input.batch_size <= 0:
+    raise ConfigError(f"input.batch_size={config.input.batch_size} must be positive")
+  for field in ("log_every_steps", "eval_every_steps", "checkpoint_every_steps",
+                "keep_checkpoints"):
+    if config[field] < 1:
+      raise ConfigError(f"{field}={config[field]} is below 1: use a value >= 1")
+  for field in ("blr", "lr", "weight_decay"):
+    value = config.optim.get(field)
+    if value is not None and value < 0:
+      raise ConfigError(f"optim.{field}={value} is negative: use a value >= 0")
 
 
 def knn_eval_config(every_steps, *, test_split="test", feature="patch_mean", batch_size=256,

@@ -11,6 +11,7 @@ import sys
 from absl import app, flags
 from ml_collections import config_flags
 
+from ssljax import config_lib
 from ssljax.errors import UserError
 
 FLAGS = flags.FLAGS
@@ -45,6 +46,8 @@ def format_summary(summary):
   if summary.get("skipped_images"):
     lines.append(f"  skipped images        {len(summary['skipped_images'])} undecodable files, "
                  "each replaced by the next readable one (listed in the log)")
+  if summary.get("record"):
+    lines.append(f"  results record        {summary['workdir']}/results.json")
   for path in summary["figures"][-1:]:
     lines.append(f"  reconstruction figure {path}")
   lines.append(f"  metrics               {summary['metrics_file']}")
@@ -86,10 +89,14 @@ def flag_error_line(error, argv):
 
 def parse_flags(argv):
   """absl's flag parsing, with errors as one line and exit status 2 (--verbose: traceback)."""
+  # ml_collections cannot parse "None"; `--config.a.b=None` unsets an optional field here.
+  unset = [a for a in argv if re.fullmatch(r"--config(\.\w+)+=(None|none)", a)]
   try:
-    args = FLAGS(argv)
+    args = FLAGS([a for a in argv if a not in unset])
     if FLAGS.config is not None:
       FLAGS.config.keys()  # a config file that failed to load raises only when first used
+      for arg in unset:
+        config_lib.set_field(FLAGS.config, arg.split("=")[0].removeprefix("--config."), None)
     return args
   except Exception as e:  # pylint: disable=broad-except
     if "--verbose" in argv:
@@ -117,10 +124,12 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   _setup_logging()
-  from ssljax import distributed, train  # pylint: disable=g-import-not-at-top
+  from ssljax import distributed, linear_probe, train  # pylint: disable=g-import-not-at-top
+  # Pre-training configs have a `method`; evaluation configs a `protocol` (linear_probe.py).
+  run = linear_probe.run if "protocol" in FLAGS.config else train.train_and_evaluate
   try:
     distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
-    summary = train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+    summary = run(FLAGS.config, FLAGS.workdir)
   except UserError as e:
     if FLAGS.verbose:
       raise

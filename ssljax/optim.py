@@ -63,7 +63,11 @@ def _base_optimizer(optim_config, lr):
   if name == "sgd":
     return optax.chain(optax.add_decayed_weights(optim_config.weight_decay, mask),
                        optax.sgd(lr, momentum=optim_config.momentum))
-  raise ConfigError(f"optim.name={name!r} is unknown: use 'adamw' or 'sgd'")
+  if name == "lars":  # biases and norm parameters: no weight decay, no trust-ratio scaling
+    return optax.lars(lr, weight_decay=optim_config.weight_decay, weight_decay_mask=mask,
+                      trust_coefficient=0.001, eps=0.0, trust_ratio_mask=mask,
+                      momentum=optim_config.momentum)
+  raise ConfigError(f"optim.name={name!r} is unknown: use 'adamw', 'sgd' or 'lars'")
 
 
 def make(optim_config, batch_size, total_steps, warmup_steps):

@@ -8,6 +8,7 @@ random resized crop (0.2-1.0) and flip only.
 import os
 
 from ssljax import config_lib
+from ssljax.errors import ConfigError
 from ssljax.methods import mae, simsiam
 
 
@@ -95,3 +96,29 @@ def simsiam_runlocal(c):
   c.log_every_steps, c.checkpoint_every_steps = 1, 2
   c.evals.knn = config_lib.knn_eval_config(every_steps=4, feature="backbone", batch_size=64,
                                            max_train_examples=512, max_test_examples=128)
+
+
+def linear_probe(c, recipe, batch_size, paper_peak_lr=False):
+  """The papers' linear-probe settings on `c` (a `config_lib.probe_base_config()`).
+
+  "mae" (He et al. 2022, appendix A.2): cls-token features, BatchNorm without affine before
+  the linear layer, LARS (momentum 0.9, wd 0), blr 0.1, 10 warm-up epochs, cosine, crop + flip.
+  "simsiam" (Chen & He 2021, appendix A): backbone features (global average pool), linear
+  layer only, LARS, blr 0.02, cosine, no warm-up, crop + flip.
+  LARS scales each step to the weight norm (step ~ lr * 0.001 * |w|), so at batches far below
+  the papers' (16384, 4096) `paper_peak_lr` keeps the papers' peak lr (6.4, 0.32) instead of
+  scaling it down with the batch, which would leave the head at its initialisation.
+  """
+  paper_batch = 16384 if recipe == "mae" else 4096
+  if recipe not in ("mae", "simsiam"):
+    raise ConfigError(f"recipe={recipe!r} is unknown: use mae or simsiam")
+  c.input.batch_size = batch_size
+  if recipe == "mae":
+    c.probe.feature, c.probe.head_norm = "cls", True
+    c.optim.blr, c.optim.warmup_epochs = 0.1, 10
+  else:
+    c.probe.feature, c.probe.head_norm = "backbone", False
+    c.optim.blr = 0.02
+  c.optim.name, c.optim.momentum, c.optim.weight_decay = "lars", 0.9, 0.0
+  if paper_peak_lr:
+    c.optim.lr = c.optim.blr * paper_batch / 256

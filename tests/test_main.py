@@ -17,13 +17,15 @@ def _run(*args, env=None):
 def test_runlocal_with_overrides_trains_and_prints_the_summary(tmp_path):
   result = _run("--config=configs/mae_vitl.py:runlocal", f"--workdir={tmp_path}",
                 "--config.input.batch_size=16", "--config.total_steps=3",
-                "--config.model.mlp_dim=96")  # an optional field, None in the recipe
+                "--config.model.mlp_dim=96",  # an optional field, None in the recipe
+                "--config.optim.warmup_steps=None")  # unset (1 in the recipe)
   assert result.returncode == 0, result.stderr[-2000:]
   assert "finished step 3/3" in result.stdout and "final loss" in result.stdout
   assert "knn/knn_top1_k20" in result.stdout and "random-init" not in result.stdout
   with open(tmp_path / "checkpoints" / "3" / "config" / "metadata", encoding="utf-8") as f:
     saved = json.loads(json.load(f)["config"])
   assert saved["input"]["batch_size"] == 16 and saved["model"]["mlp_dim"] == 96
+  assert saved["optim"]["warmup_steps"] is None
 
 
 def test_imagenet_recipe_fails_fast_naming_how_to_prepare_it(tmp_path):

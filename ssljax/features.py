@@ -1,0 +1,91 @@
+"""Feature extractors for evaluation: a pre-trained encoder, or a baseline through the same API.
+
+`build(config, mesh)` returns a `Featurizer`: `fn(variables, images) -> float32 [B, D]` for
+images float32 [B, H, W, 3] with values in [0, 255] (uint8 pixels, or augmented views of them),
+its frozen `variables`, and a description for result records. What `config.init_from` and
+`config.baseline` select:
+  init_from=WORKDIR            the encoder of that pre-training checkpoint (`pretrained.load`)
+  baseline="random_init"       the same architecture at random init (architecture from
+                               init_from's checkpoint, else from `config.encoder_config`)
+  baseline="pixels"            the normalised pixels, flattened  [B, H*W*3]
+  baseline="pca"               pixels projected on their top `pca_dims` principal components of
+                               the training split: the seed's simplest reconstructive method
+"""
+import dataclasses
+from typing import Any, Callable
+
+import jax
+import numpy as np
+
+from ssljax import config_lib, methods, pretrained, sharding
+from ssljax.data import augment
+from ssljax.errors import ConfigError
+
+BASELINES = ("", "random_init", "pixels", "pca")
+
+
+@dataclasses.dataclass
+class Featurizer:
+  fn: Callable[[Any, jax.Array], jax.Array]  # (variables, images [B, H, W, 3]) -> [B, D]
+  variables: Any
+  image_size: int
+  description: str  # "mae ViT encoder of /path/checkpoints/400", "pixels", ...
+
+
+def _pixels(images, size):
+  """float [B, H, W, 3] in [0, 255] -> [B, size*size*3] normalised pixels."""
+  x = augment.eval_view(images, size)
+  return x.reshape(x.shape[0], -1)
+
+
+def _fit_pca(pixels, dims):
+  """[N, P] -> (mean [P], components [P, dims]) of the top `dims` principal directions."""
+  mean = pixels.mean(axis=0)
+  _, _, vt = np.linalg.svd(pixels - mean, full_matrices=False)
+  return mean.astype(np.float32), vt[:dims].T.astype(np.float32)
+
+
+def build(config, mesh, train_images=None):
+  """The Featurizer `config` asks for; `train_images` uint8 [N, H, W, 3] fit the PCA baseline."""
+  baseline, feature = config.baseline, config.probe.feature
+  if baseline not in BASELINES:
+    raise ConfigError(f"baseline={baseline!r} is unknown: use one of "
+                      f"{', '.join(repr(b) for b in BASELINES)}")
+  replicated = sharding.replicated(mesh)
+  size = config.input.image_size
+  if baseline == "pixels":
+    return Featurizer(lambda variables, images: _pixels(images, size), {}, size, "pixels")
+  if baseline == "pca":
+    if train_images is None:
+      raise ValueError("the PCA baseline needs the training images")
+    sample = train_images[np.random.default_rng(config.seed).permutation(len(train_images))[
+        :config.probe.pca_fit_examples]]
+    flat = np.asarray(jax.jit(lambda x: _pixels(x, size))(sample.astype(np.float32)))
+    mean, components = _fit_pca(flat, config.probe.pca_dims)
+    variables = jax.device_put({"mean": mean, "components": components}, replicated)
+    fn = lambda v, images: (_pixels(images, size) - v["mean"]) @ v["components"]
+    return Featurizer(fn, variables, size, f"pca{config.probe.pca_dims}")
+
+  if config.init_from:
+    pre_config, variables, step_dir = pretrained.load(config.init_from, replicated)
+    description = f"{pre_config.method} encoder of {step_dir}"
+  elif baseline == "random_init" and config.encoder_config:
+    pre_config, variables = config_lib.load(config.encoder_config), None
+  else:
+    raise ConfigError("init_from is not set: pass --config.init_from=PRETRAINING_WORKDIR (or "
+                      "set baseline to pixels or pca, or random_init with encoder_config)")
+  method = methods.get(pre_config.method)
+  if baseline == "random_init":
+    shape = (1, pre_config.input.image_size, pre_config.input.image_size, 3)
+    init = jax.jit(lambda key: method.init(pre_config, key, shape), out_shardings=replicated)
+    variables = init(jax.random.key(config.seed))
+    description = f"{pre_config.method} encoder at random init"
+
+  def fn(v, images):
+    out = method.encode(pre_config, v, images)
+    if feature not in out:
+      raise ConfigError(f"probe.feature={feature!r} is not a feature of {pre_config.method}: "
+                        f"use one of {', '.join(sorted(out))}")
+    return out[feature]
+
+  return Featurizer(fn, variables, pre_config.input.image_size, description)

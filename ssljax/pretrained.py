@@ -1,0 +1,57 @@
+"""Encoders from pre-training checkpoints, for evaluation runs (`config.init_from`).
+
+`init_from` is a pre-training workdir (its newest checkpoint is used), its `checkpoints/`
+directory, or one step directory `checkpoints/N`. What is loaded: the pre-training config saved
+with the checkpoint (it says which method and model to build) and the model variables
+(`params` and non-trainable collections such as BatchNorm statistics); the optimizer state and
+the decoder/projector are read but only the method's `encode` uses what it needs.
+"""
+import json
+import os
+
+import jax
+import ml_collections
+import orbax.checkpoint as ocp
+
+from ssljax.errors import UserError
+
+
+def _step_directory(path):
+  """The checkpoint step directory `path` names (a workdir, its checkpoints/, or a step)."""
+  path = os.path.abspath(os.path.expanduser(path))
+  for candidate in (path, os.path.join(path, "checkpoints")):
+    if os.path.isdir(os.path.join(candidate, "state")):
+      return candidate
+    if os.path.isdir(candidate):
+      steps = [int(d) for d in os.listdir(candidate)
+               if d.isdigit() and os.path.isdir(os.path.join(candidate, d, "state"))]
+      if steps:
+        return os.path.join(candidate, str(max(steps)))
+  raise UserError(f"init_from={path} holds no checkpoint: pass a pre-training workdir, its "
+                  "checkpoints/ directory or a checkpoints/N step directory")
+
+
+def load(init_from, sharding):
+  """(pretraining config, variables {"params": ..., other collections}, step directory).
+
+  Arrays are placed with `sharding` (e.g. replicated over the evaluation mesh), whatever the
+  device count of the run that wrote them.
+  """
+  step_dir = _step_directory(init_from)
+  try:
+    with ocp.Checkpointer(ocp.JsonCheckpointHandler()) as reader:
+      saved_config = json.loads(reader.restore(os.path.join(step_dir, "config"))["config"])
+    with ocp.StandardCheckpointer() as reader:
+      metadata = reader.metadata(os.path.join(step_dir, "state")).item_metadata.tree
+      target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=sharding),
+                            metadata)
+      state = reader.restore(os.path.join(step_dir, "state"), target)  # the whole train state
+  except UserError:
+    raise
+  except Exception as e:  # pylint: disable=broad-except  # damaged files fail many ways
+    raise UserError(f"init_from checkpoint {step_dir} cannot be read ({type(e).__name__}: "
+                    f"{str(e).splitlines()[0][:200] if str(e) else ''}): pass another "
+                    "checkpoint") from e
+  config = ml_collections.ConfigDict(saved_config)
+  config.lock()
+  return config, {"params": state["params"], **(state.get("model_state") or {})}, step_dir

@@ -1,0 +1,119 @@
+"""Collects runs into a markdown table and PNG plots.
+
+  python -m ssljax.report /tmp/runs/* --out=/tmp/report
+
+Evaluation runs (a `results.json`, written by `ssljax.linear_probe`) become rows of the table:
+one row per encoder, one column per protocol. Pre-training runs (a `metrics.jsonl` with a
+loss) become curves: loss, kNN top-1 and the collapse monitors (`*_std`) against the step.
+Writes `OUT/report.md` and `OUT/curves.png`; prints the table.
+"""
+import argparse
+import json
+import os
+import sys
+
+from ssljax import metrics
+
+# (column title, protocol, key in the record's "all" dict, or None for its "value")
+COLUMNS = (
+    ("kNN top-1 (k=20, T=0.07)", "knn", "knn_top1_k20_t0.07"),
+    ("kNN top-1 (k=200, T=0.1)", "knn", "knn_top1_k200_t0.1"),
+    ("linear probe top-1", "linear_probe", None),
+)
+
+
+def encoder_label(record):
+  """"pixels", "pca256", "mae (random init)", "simsiam /path/checkpoints/400"."""
+  encoder = record["encoder"]
+  if " encoder at random init" in encoder:
+    return encoder.replace(" encoder at random init", " (random init)")
+  return encoder.replace(" encoder of ", " ")
+
+
+def collect(run_dirs):
+  """(evaluation records, {run name: pre-training metric rows}) of `run_dirs`."""
+  records, curves = [], {}
+  for run_dir in run_dirs:
+    result_path = os.path.join(run_dir, "results.json")
+    metrics_path = os.path.join(run_dir, "metrics.jsonl")
+    if os.path.isfile(result_path):
+      with open(result_path, encoding="utf-8") as f:
+        records.append(dict(json.load(f), run_dir=run_dir))
+    elif os.path.isfile(metrics_path):
+      rows = list(metrics.read_jsonl(metrics_path))
+      if any("loss" in r for r in rows):
+        curves[os.path.basename(os.path.normpath(run_dir))] = rows
+  return records, curves
+
+
+def markdown_table(records):
+  """One row per encoder, one column per COLUMNS entry ("-" where no run measured it)."""
+  rows = {}
+  for record in records:
+    cells = rows.setdefault(encoder_label(record), {})
+    for title, protocol, key in COLUMNS:
+      if record["protocol"] == protocol:
+        value = record["value"] if key is None else record.get("all", {}).get(key)
+        if value is not None:
+          cells[title] = value
+  lines = ["| encoder | " + " | ".join(t for t, _, _ in COLUMNS) + " |",
+           "|---|" + "---|" * len(COLUMNS)]
+  for label, cells in rows.items():
+    lines.append(f"| {label} | " + " | ".join(
+        f"{cells[t]:.3f}" if t in cells else "-" for t, _, _ in COLUMNS) + " |")
+  return "\n".join(lines)
+
+
+PANELS = (
+    ("loss", lambda k: k == "loss"),
+    ("kNN top-1", lambda k: "knn_top1" in k and not k.startswith("random_init/")),
+    ("collapse monitors (std of l2-normalised outputs)", lambda k: k.endswith("_std")),
+)
+
+
+def plot_curves(curves, path):
+  """Loss, kNN and collapse monitors against the step, a line per run and metric; a PNG."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  fig, axes = plt.subplots(1, len(PANELS), figsize=(5 * len(PANELS), 3.6))
+  for ax, (title, wanted) in zip(axes, PANELS):
+    for name, rows in curves.items():
+      keys = sorted({k for r in rows for k in r if wanted(k)})
+      for key in keys:
+        points = [(r["step"], r[key]) for r in rows if key in r]
+        ax.plot(*zip(*points), label=f"{name} {key}" if len(keys) > 1 else name)
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel("step")
+    if ax.has_data():
+      ax.legend(fontsize=7)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("runs", nargs="+", help="run directories (workdirs)")
+  parser.add_argument("--out", required=True, help="directory for report.md and curves.png")
+  args = parser.parse_args(argv)
+  records, curves = collect(args.runs)
+  if not records and not curves:
+    print(f"ssljax.report: error: no results.json or metrics.jsonl with a loss in "
+          f"{' '.join(args.runs)}: pass ssljax workdirs", file=sys.stderr)
+    return 2
+  os.makedirs(args.out, exist_ok=True)
+  table = markdown_table(records) if records else "(no evaluation runs)"
+  runs = "\n".join(f"- `{r['run_dir']}`: {r['protocol']} of {r['encoder']} on "
+                   f"{r['test_dataset']}, {r.get('epochs', 0):g} epochs, "
+                   f"{r['wall_time_s']:.0f} s" for r in records)
+  with open(os.path.join(args.out, "report.md"), "w", encoding="utf-8") as f:
+    f.write(f"{table}\n\n{runs}\n")
+  if curves:
+    plot_curves(curves, os.path.join(args.out, "curves.png"))
+  print(table)
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

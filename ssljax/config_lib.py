@@ -202,6 +202,9 @@ def base_config():
   c.optim.fixed_lr_regex = placeholder(str)  # parameters kept at the constant peak lr
 
   c.evals = ml_collections.ConfigDict()
+  # A linear layer on stop-gradient encoder features, trained alongside (ssljax.online_probe).
+  c.online_probe = ml_collections.ConfigDict(dict(enabled=False, feature="cls",
+                                                  num_classes=10, lr=1e-3))
   return c
 
 

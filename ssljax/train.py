@@ -14,8 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ssljax import (checkpoint, config_lib, distributed, methods, metrics, optim, preemption,
-                    sharding)
+from ssljax import (checkpoint, config_lib, distributed, methods, metrics, online_probe, optim,
+                    preemption, sharding)
 from ssljax import evals as evals_lib
 from ssljax.data import pipeline, sources
 from ssljax.errors import UserError
@@ -45,12 +45,14 @@ class TrainState:
 def make_train_step(config, method, tx, learning_rate):
   """(state, batch) -> (state, metrics); the step key is fold_in(seed, step)."""
   base_key = jax.random.key(config.seed)
+  objective = (online_probe.wrap_loss(config, method) if online_probe.enabled(config)
+               else method.loss)
 
   def train_step(state, batch):
     rng = jax.random.fold_in(base_key, state.step)
     (loss, (model_state, step_metrics)), grads = jax.value_and_grad(
-        method.loss, argnums=1, has_aux=True)(config, state.params, state.model_state, batch,
-                                              rng)
+        objective, argnums=1, has_aux=True)(config, state.params, state.model_state, batch,
+                                            rng)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     if hasattr(method, "after_update"):
@@ -64,7 +66,7 @@ def make_train_step(config, method, tx, learning_rate):
                                           (state.params, state.opt_state, state.model_state))
     skipped = jnp.where(finite, jnp.stack([state.skipped_steps[0], 0]),
                         state.skipped_steps + 1)
-    step_metrics = dict(step_metrics, loss=loss, grad_norm=grad_norm,
+    step_metrics = dict(step_metrics, loss=step_metrics.get("loss", loss), grad_norm=grad_norm,
                         learning_rate=learning_rate(state.step), skipped_steps=skipped[0],
                         consecutive_skips=skipped[1])
     return TrainState(state.step + 1, params, opt_state, model_state, skipped), step_metrics
@@ -117,10 +119,14 @@ def train_and_evaluate(config, workdir, *, devices=None):
 
   # ----------------------------------------------------------------- state
   tx, learning_rate = optim.make(config.optim, batch_size, total_steps, warmup_steps)
+  if online_probe.enabled(config):
+    tx = online_probe.wrap_optimizer(config, tx)
   image_shape = (1, config.input.image_size, config.input.image_size, 3)
 
   def init_state(rng):
     variables = dict(method.init(config, rng, image_shape))
+    if online_probe.enabled(config):
+      variables = online_probe.init(config, method, variables, image_shape)
     params = variables.pop("params")
     return TrainState.create(params, tx.init(params), variables)
 

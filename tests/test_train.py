@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import load_config
-from ssljax import metrics, train
+from ssljax import checkpoint, metrics, train
 from ssljax.methods import mae
 
 
@@ -111,3 +111,30 @@ def test_nan_steps_are_skipped_and_counted_and_too_many_in_a_row_stop_the_run(
   assert summary["step"] == 6 and np.isfinite(summary["final_loss"])
   losses = _losses(tmp_path)
   assert [s for s in sorted(losses) if np.isfinite(losses[s])] == [1, 3, 5, 6]
+
+
+def test_online_probe_learns_without_changing_the_encoder(tmp_path):
+  def run(enabled, workdir):
+    config = load_config("demo", "runlocal")
+    with config.unlocked():
+      config.total_steps, config.log_every_steps, config.evals = 30, 1, {}
+      config.checkpoint_every_steps = 30
+      config.online_probe.enabled, config.online_probe.lr = enabled, 1e-2
+    train.train_and_evaluate(config, str(workdir))
+    ckpt = checkpoint.Checkpointer(str(workdir), keep=1)
+    params = ckpt._manager.restore(30).state["params"]  # pylint: disable=protected-access
+    ckpt.close()
+    return params, [r for r in metrics.read_jsonl(os.path.join(workdir, "metrics.jsonl"))
+                    if "loss" in r]
+
+  with_probe, probed = run(True, tmp_path / "probe")
+  without, plain = run(False, tmp_path / "plain")
+  # The labels reach only the probe's layer: the encoder and decoder train exactly as without.
+  assert set(with_probe) == set(without) | {"online_probe"}
+  for name in without:
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7),
+                 with_probe[name], without[name])
+  assert abs(probed[-1]["loss"] - plain[-1]["loss"]) < 1e-5  # "loss" stays the method's
+  probe_losses = [r["online_probe_loss"] for r in probed]
+  assert probe_losses[0] == pytest.approx(np.log(10), rel=1e-5)  # zero-initialised layer
+  assert np.mean(probe_losses[-5:]) < 0.75 * np.log(10), probe_losses

@@ -16,8 +16,12 @@ CONFIGS = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(REPO, 
 @pytest.mark.parametrize("arg", [None, "runlocal"])
 def test_config_loads_validates_and_is_locked(name, arg):
   c = load_config(name, arg)
-  config_lib.validate(c)
-  assert c.method and c.input.batch_size > 0
+  if "protocol" in c:  # an evaluation run of a pre-trained encoder
+    config_lib.validate_probe(c)
+    assert c.protocol in ("linear_probe", "knn") and c.input.batch_size > 0
+  else:
+    config_lib.validate(c)
+    assert c.method and c.input.batch_size > 0
   with pytest.raises(AttributeError):
     c.input.batch_sise = 8  # a typo is an error, not a new field
 

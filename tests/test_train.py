@@ -81,9 +81,10 @@ def _loss_with_nan_at(bad_steps, config, clean_loss):
                         for s in bad_steps])
 
   def loss(cfg, params, state, batch, rng):
-    value, aux = clean_loss(cfg, params, state, batch, rng)
+    value, (new_state, step_metrics) = clean_loss(cfg, params, state, batch, rng)
     hit = jnp.any(jnp.all(bad_keys == jax.random.key_data(rng), axis=-1))
-    return jnp.where(hit, jnp.nan, value), aux
+    poison = lambda x: jnp.where(hit, jnp.nan, x)  # as a NaN in the batch would: loss and metric
+    return poison(value), (new_state, dict(step_metrics, loss=poison(step_metrics["loss"])))
 
   return loss
 

@@ -17,7 +17,7 @@ if __name__ == "__main__":
 import ml_collections  # pylint: disable=wrong-import-position
 import numpy as np  # pylint: disable=wrong-import-position
 
-from ssljax import config_lib, linear_probe, train  # pylint: disable=wrong-import-position
+from ssljax import config_lib, runs, train  # pylint: disable=wrong-import-position
 from ssljax.errors import UserError  # pylint: disable=wrong-import-position
 
 
@@ -151,7 +151,7 @@ def error_message(case, tmp):
   config = config_lib.load(base[0] if base else "demo:runlocal")
   with config.unlocked():
     workdir = setup(config, tmp) or os.path.join(tmp, "run")
-  run = linear_probe.run if "protocol" in config else train.train_and_evaluate  # as main does
+  run = runs.for_config(config)  # as main does
   try:
     run(config, workdir)
   except UserError as e:

@@ -208,13 +208,13 @@ def base_config():
   return c
 
 
-PROTOCOLS = ("linear_probe", "knn")
+PROTOCOLS = ("linear_probe", "knn", "finetune")
 
 
-def probe_base_config():
-  """Fields of an evaluation run (`ssljax.linear_probe`); recipes set the protocol's values."""
+def _evaluation_run_config(protocol):
+  """Fields every evaluation run (`ssljax.evaluation`) has: encoder, data, schedule, I/O."""
   c = ml_collections.ConfigDict()
-  c.protocol = "linear_probe"  # linear_probe | knn
+  c.protocol = protocol
   c.init_from = ""  # pre-training workdir, its checkpoints/ or checkpoints/N
   c.baseline = ""  # "" (the init_from encoder) | random_init | pixels | pca
   c.encoder_config = ""  # architecture for random_init without init_from, e.g. "mae_cifar10"
@@ -236,7 +236,12 @@ def probe_base_config():
   c.input.batch_size = 256
   c.input.num_threads = 4
   c.input.corrupt_images = "skip"
+  return c
 
+
+def probe_base_config():
+  """Fields of a linear probe or kNN run (`ssljax.linear_probe`); recipes set the values."""
+  c = _evaluation_run_config("linear_probe")  # linear_probe | knn
   c.probe = ml_collections.ConfigDict()
   c.probe.feature = "cls"  # MAE: cls | patch_mean; SimSiam: backbone
   c.probe.head_norm = True  # BatchNorm without affine before the linear layer (MAE)
@@ -265,11 +270,84 @@ def probe_base_config():
   return c
 
 
+def finetune_base_config():
+  """Fields of a fine-tuning run (`ssljax.finetune`): MAE's ViT-B recipe (He et al. 2022,
+  appendix A.3, Table 9) at batch 1024; `recipes.finetune` adapts it per model."""
+  c = _evaluation_run_config("finetune")
+  c.total_epochs = 100.0
+  c.max_consecutive_skips = 10  # non-finite steps in a row before the run stops
+  c.input.batch_size = 1024
+  c.finetune = ml_collections.ConfigDict()
+  c.finetune.pool = "avg"  # avg (mean of patch tokens, then LayerNorm) | cls
+  c.finetune.layer_decay = 0.65  # lr of layer l: lr * layer_decay ** (depth + 1 - l)
+  c.finetune.drop_path = 0.1
+  c.finetune.label_smoothing = 0.1
+  c.finetune.mixup_alpha = 0.8
+  c.finetune.cutmix_alpha = 1.0
+  c.finetune.mixup_prob = 1.0
+  c.finetune.mixup_switch_prob = 0.5
+  c.finetune.crop_scale = (0.08, 1.0)
+  c.finetune.flip = True
+  c.finetune.rand_augment_ops = 2  # 0 turns RandAugment off
+  c.finetune.rand_augment_magnitude = 9.0
+  c.finetune.rand_augment_magnitude_std = 0.5
+  c.finetune.random_erase_prob = 0.25
+  c.finetune.dtype = "float32"  # compute dtype; parameters stay float32
+  c.finetune.remat = False
+  c.finetune.test_split = "test"
+  c.finetune.eval_batch_size = 256
+
+  c.optim = ml_collections.ConfigDict()
+  c.optim.name = "adamw"
+  c.optim.blr = 5e-4
+  c.optim.lr = placeholder(float)
+  c.optim.b1 = 0.9
+  c.optim.b2 = 0.999
+  c.optim.weight_decay = 0.05
+  c.optim.wd_exclude = "cls_token|mask_token|pos_embed"
+  c.optim.decay_1d_params = False
+  c.optim.warmup_steps = placeholder(int)
+  c.optim.warmup_epochs = 5.0
+  c.optim.min_lr = 1e-6
+  c.optim.clip_norm = placeholder(float)
+  return c
+
+
+def _validate_finetune(config):
+  f = config.finetune
+  checks = [
+      ("layer_decay", 0 < f.layer_decay <= 1, "a value in (0, 1] (1 turns the decay off)"),
+      ("drop_path", 0 <= f.drop_path < 1, "a value in [0, 1)"),
+      ("label_smoothing", 0 <= f.label_smoothing < 1, "a value in [0, 1)"),
+      ("mixup_alpha", f.mixup_alpha >= 0, "a value >= 0 (0 turns mixup off)"),
+      ("cutmix_alpha", f.cutmix_alpha >= 0, "a value >= 0 (0 turns cutmix off)"),
+      ("mixup_prob", 0 <= f.mixup_prob <= 1, "a probability in [0, 1]"),
+      ("mixup_switch_prob", 0 <= f.mixup_switch_prob <= 1, "a probability in [0, 1]"),
+      ("random_erase_prob", 0 <= f.random_erase_prob <= 1, "a probability in [0, 1]"),
+      ("rand_augment_ops", f.rand_augment_ops >= 0, "a count >= 0 (0 turns RandAugment off)"),
+      ("rand_augment_magnitude", 0 <= f.rand_augment_magnitude <= 10, "a value in [0, 10]"),
+      ("pool", f.pool in ("avg", "cls"), "'avg' or 'cls'"),
+      ("dtype", f.dtype in MODEL_DTYPES, " or ".join(repr(d) for d in MODEL_DTYPES)),
+  ]
+  for field, ok, fix in checks:
+    if not ok:
+      raise ConfigError(f"finetune.{field}={f[field]!r} is invalid: use {fix}")
+  if config.baseline not in ("", "random_init"):
+    raise ConfigError(f"baseline={config.baseline!r} cannot be fine-tuned: use '' (the "
+                      "init_from encoder) or 'random_init'")
+
+
 def validate_probe(config):
-  """Checks of an evaluation config; raises ConfigError."""
+  """Checks of an evaluation config (linear probe, kNN, fine-tuning); raises ConfigError."""
   if config.protocol not in PROTOCOLS:
     raise ConfigError(f"protocol={config.protocol!r} is unknown: use one of "
                       f"{', '.join(PROTOCOLS)}")
+  section = "finetune" if config.protocol == "finetune" else "probe"
+  if section not in config:
+    kind = "a fine-tuning config (configs/finetune_*.py)" if section == "finetune" else (
+        "a probe config (configs/probe_*.py)")
+    raise ConfigError(f"protocol={config.protocol!r} needs {kind}: this config has no "
+                      f"{section} section")
   if config.input.batch_size <= 0:
     raise ConfigError(f"input.batch_size={config.input.batch_size} must be positive")
   for field in ("log_every_steps", "eval_every_steps", "checkpoint_every_steps",
@@ -280,6 +358,8 @@ def validate_probe(config):
     value = config.optim.get(field)
     if value is not None and value < 0:
       raise ConfigError(f"optim.{field}={value} is negative: use a value >= 0")
+  if config.protocol == "finetune":
+    _validate_finetune(config)
 
 
 def knn_eval_config(every_steps, *, test_split="test", feature="patch_mean", batch_size=256,

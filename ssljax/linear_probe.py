@@ -16,9 +16,7 @@ protocol="knn": weighted kNN top-1 of the same features (k and temperature from 
 Both write `results.json` in the workdir: encoder, protocol, dataset, metric, value, epochs,
 wall time. A linear probe checkpoints its head and resumes exactly.
 """
-import json
 import logging
-import os
 import time
 from typing import Any
 
@@ -29,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ssljax import checkpoint, config_lib, features, metrics, optim, sharding
+from ssljax import checkpoint, config_lib, features, optim, run_record, sharding
 from ssljax.data import augment, pipeline, sources
 from ssljax.errors import ConfigError
 from ssljax.evals import knn
@@ -59,12 +57,6 @@ class ProbeState:
   opt_state: Any
 
 
-def _write_record(workdir, record):
-  if jax.process_index() == 0:
-    with open(os.path.join(workdir, "results.json"), "w", encoding="utf-8") as f:
-      json.dump(record, f, indent=1)
-
-
 def _features(featurizer, images, batch_size, mesh):
   """uint8 [N, H, W, 3] -> float32 [N, D] of un-augmented images."""
   encode = jax.jit(lambda v, x: featurizer.fn(v, x.astype(jnp.float32)),
@@ -89,16 +81,10 @@ def _epoch_batch_indices(num_examples, batch_size, seed, step):
 def run(config, workdir, *, devices=None):
   """Runs `config.protocol` on the encoder `config` names; returns a summary like `train`'s."""
   start_time = time.time()
-  config_lib.validate_probe(config)
-  mesh = sharding.make_mesh(devices)
+  evaluation = run_record.start(config, workdir, devices, config.probe.test_split)
+  mesh, writer, num_classes = evaluation.mesh, evaluation.writer, evaluation.num_classes
+  train_source, test_source = evaluation.train_source, evaluation.test_source
   batch_size = config.input.batch_size
-  sharding.check_batch_size(batch_size, mesh)
-  os.makedirs(workdir, exist_ok=True)
-  writer = metrics.Writer(workdir)
-
-  train_source = sources.get_source(config.input, config.input.split)
-  test_source = sources.get_source(config.input, config.probe.test_split)
-  num_classes = max(train_source.num_classes, test_source.num_classes)
   train_images, train_labels = sources.labelled_arrays(train_source)
   test_images, test_labels = sources.labelled_arrays(test_source)
   featurizer = features.build(config, mesh, train_images)
@@ -108,9 +94,7 @@ def run(config, workdir, *, devices=None):
             "init_from": config.init_from or None, "baseline": config.baseline or None,
             "feature": config.probe.feature, "dataset": train_source.name,
             "test_dataset": test_source.name}
-  summary = {"workdir": os.path.abspath(workdir), "metrics_file": writer.jsonl_path,
-             "tensorboard_dir": writer.tensorboard_dir, "figures": [], "evals": {},
-             "preempted": False, "final_loss": None}
+  summary = run_record.new_summary(workdir, writer)
 
   eval_batch = config.probe.eval_batch_size
   test_features = _features(featurizer, test_images, eval_batch, mesh)
@@ -126,7 +110,7 @@ def run(config, workdir, *, devices=None):
     best = max(scalars, key=scalars.get)
     record.update(metric=best, value=scalars[best], all=scalars, epochs=0,
                   wall_time_s=time.time() - start_time)
-    _write_record(workdir, record)
+    run_record.write(workdir, record)
     summary.update(step=0, total_steps=0, evals=scalars, wall_time_s=record["wall_time_s"],
                    record=record)
     return summary
@@ -242,7 +226,7 @@ def run(config, workdir, *, devices=None):
   record.update(metric="top1", value=top1, epochs=total_steps / steps_per_epoch,
                 steps=total_steps, batch_size=batch_size, augment=config.probe.augment,
                 wall_time_s=time.time() - start_time)
-  _write_record(workdir, record)
+  run_record.write(workdir, record)
   summary.update(step=int(state.step), total_steps=total_steps,
                  final_loss=values.get("loss"), wall_time_s=record["wall_time_s"],
                  record=record)

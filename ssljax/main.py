@@ -124,9 +124,8 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   _setup_logging()
-  from ssljax import distributed, linear_probe, train  # pylint: disable=g-import-not-at-top
-  # Pre-training configs have a `method`; evaluation configs a `protocol` (linear_probe.py).
-  run = linear_probe.run if "protocol" in FLAGS.config else train.train_and_evaluate
+  from ssljax import distributed, runs  # pylint: disable=g-import-not-at-top
+  run = runs.for_config(FLAGS.config)
   try:
     distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
     summary = run(FLAGS.config, FLAGS.workdir)

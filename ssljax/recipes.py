@@ -122,3 +122,23 @@ def linear_probe(c, recipe, batch_size, paper_peak_lr=False):
   c.optim.name, c.optim.momentum, c.optim.weight_decay = "lars", 0.9, 0.0
   if paper_peak_lr:
     c.optim.lr = c.optim.blr * paper_batch / 256
+
+
+# MAE's fine-tuning settings per ViT size (He et al. 2022, Table 9): (layer decay, drop path,
+# blr, epochs).
+MAE_FINETUNE = {"B": (0.65, 0.1, 5e-4, 100), "L": (0.75, 0.2, 1e-3, 50),
+                "H": (0.75, 0.3, 1e-3, 50)}
+
+
+def finetune(c, size):
+  """MAE's fine-tuning recipe for ViT `size` ("B", "L", "H") on `c` (a
+  `config_lib.finetune_base_config()`): AdamW (0.9, 0.999), wd 0.05, lr = blr * batch / 256
+  at batch 1024, 5 warm-up epochs then cosine, layer decay, drop path, RandAugment m9-mstd0.5
+  n2, label smoothing 0.1, mixup 0.8, cutmix 1.0, random erasing 0.25, average pooling."""
+  if size not in MAE_FINETUNE:
+    raise ConfigError(f"ViT size {size!r} has no MAE fine-tuning recipe: use one of "
+                      f"{', '.join(MAE_FINETUNE)}")
+  decay, drop_path, blr, epochs = MAE_FINETUNE[size]
+  c.finetune.layer_decay, c.finetune.drop_path = decay, drop_path
+  c.optim.blr, c.total_epochs = blr, epochs
+  c.input.batch_size = 1024

@@ -2,7 +2,7 @@
 
   python -m ssljax.report /tmp/runs/* --out=/tmp/report
 
-Evaluation runs (a `results.json`, written by `ssljax.linear_probe`) become rows of the table:
+Evaluation runs (a `results.json`, written by `ssljax.linear_probe` and `ssljax.finetune`) become rows of the table:
 one row per encoder, one column per protocol. Pre-training runs (a `metrics.jsonl` with a
 loss) become curves: loss, kNN top-1 and the collapse monitors (`*_std`) against the step.
 Writes `OUT/report.md` and `OUT/curves.png`; prints the table.
@@ -19,6 +19,7 @@ COLUMNS = (
     ("kNN top-1 (k=20, T=0.07)", "knn", "knn_top1_k20_t0.07"),
     ("kNN top-1 (k=200, T=0.1)", "knn", "knn_top1_k200_t0.1"),
     ("linear probe top-1", "linear_probe", None),
+    ("fine-tuning top-1", "finetune", None),
 )
 
 
@@ -82,7 +83,8 @@ def plot_curves(curves, path):
       keys = sorted({k for r in rows for k in r if wanted(k)})
       for key in keys:
         points = [(r["step"], r[key]) for r in rows if key in r]
-        ax.plot(*zip(*points), label=f"{name} {key}" if len(keys) > 1 else name)
+        ax.plot(*zip(*points), marker="o" if len(points) < 20 else None,
+                label=f"{name} {key}" if len(keys) > 1 else name)
     ax.set_title(title, fontsize=9)
     ax.set_xlabel("step")
     if ax.has_data():

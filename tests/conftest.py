@@ -24,3 +24,25 @@ def load_config(name, arg=None):
   """`get_config(arg)` of configs/<name>.py."""
   from ssljax import config_lib  # pylint: disable=g-import-not-at-top
   return config_lib.load(f"{name}:{arg}" if arg else name)
+
+
+def load_config_with(name, arg=None, **fields):
+  """`load_config(name, arg)` with `fields` set ("probe__augment" sets probe.augment)."""
+  from ssljax import config_lib  # pylint: disable=g-import-not-at-top
+  config = load_config(name, arg)
+  with config.unlocked():
+    for field, value in fields.items():
+      config_lib.set_field(config, field.replace("__", "."), value)
+  return config
+
+
+@pytest.fixture(scope="session")
+def pretrained_workdir(tmp_path_factory):
+  """A demo:runlocal MAE pre-training run (6 steps), shared by the evaluation tests."""
+  from ssljax import train  # pylint: disable=g-import-not-at-top
+  workdir = tmp_path_factory.mktemp("pretrained")
+  config = load_config("demo", "runlocal")
+  with config.unlocked():
+    config.evals = {}
+  train.train_and_evaluate(config, str(workdir))
+  return str(workdir)

@@ -18,7 +18,7 @@ def test_config_loads_validates_and_is_locked(name, arg):
   c = load_config(name, arg)
   if "protocol" in c:  # an evaluation run of a pre-trained encoder
     config_lib.validate_probe(c)
-    assert c.protocol in ("linear_probe", "knn") and c.input.batch_size > 0
+    assert c.protocol in config_lib.PROTOCOLS and c.input.batch_size > 0
   else:
     config_lib.validate(c)
     assert c.method and c.input.batch_size > 0

@@ -6,27 +6,12 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import load_config
-from ssljax import checkpoint, config_lib, linear_probe, pretrained, sharding, train
-
-
-@pytest.fixture(scope="module")
-def pretrained_workdir(tmp_path_factory):
-  """A demo:runlocal MAE pre-training run (6 steps)."""
-  workdir = tmp_path_factory.mktemp("pretrained")
-  config = load_config("demo", "runlocal")
-  with config.unlocked():
-    config.evals = {}
-  train.train_and_evaluate(config, str(workdir))
-  return str(workdir)
+from conftest import load_config_with
+from ssljax import checkpoint, linear_probe, pretrained, sharding
 
 
 def _probe_config(arg="runlocal", **fields):
-  config = load_config("probe_demo", arg)
-  with config.unlocked():
-    for name, value in fields.items():
-      config_lib.set_field(config, name.replace("__", "."), value)
-  return config
+  return load_config_with("probe_demo", arg, **fields)
 
 
 def _encoder_variables(workdir):

@@ -6,18 +6,41 @@ import jax
 import pytest
 
 from conftest import load_config
-from ssljax import train
+from ssljax import finetune, train
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+  """The README demo exactly as a user runs it (its config, its steps): (summary, workdir)."""
+  workdir = str(tmp_path_factory.mktemp("demo"))
+  config = load_config("demo")
+  return train.train_and_evaluate(config, workdir, devices=jax.devices()[:1]), workdir
 
 
 @pytest.mark.slow
-def test_demo_encoder_beats_random_init_on_heldout_digits(tmp_path):
-  """The README demo exactly as a user runs it (its config, its steps)."""
-  config = load_config("demo")
-  summary = train.train_and_evaluate(config, str(tmp_path), devices=jax.devices()[:1])
+def test_demo_encoder_beats_random_init_on_heldout_digits(demo_run):
+  summary, _ = demo_run
   trained = summary["evals"]["knn/knn_top1_k20"]
   random_init = summary["evals"]["random_init/knn/knn_top1_k20"]
   assert trained > random_init + 0.05, (trained, random_init)
   assert summary["final_loss"] < 0.6
+
+
+@pytest.mark.slow
+def test_finetuning_the_demo_encoder_beats_finetuning_from_random_init(demo_run, tmp_path):
+  """Same recipe, budget (150 steps of batch 128) and seed; top-1 on the 300 held-out digits.
+  Measured: 0.49 vs 0.27 at 150 steps, 0.73 vs 0.56 at 300."""
+  _, workdir = demo_run
+  top1 = {}
+  for baseline in ("", "random_init"):
+    config = load_config("finetune_demo", "steps=150" + (f",baseline={baseline}" if baseline
+                                                        else ""))
+    with config.unlocked():
+      config.init_from = workdir
+    summary = finetune.run(config, str(tmp_path / (baseline or "mae")))
+    top1[baseline or "mae"] = summary["evals"]["finetune/top1"]
+  assert top1["mae"] > top1["random_init"] + 0.05, top1
+  assert top1["mae"] > 0.4, top1  # chance is 0.1
 
 
 @pytest.mark.slow

@@ -19,6 +19,7 @@ def test_report_pivots_records_by_encoder_and_plots_pretraining_curves(tmp_path,
           {"all": knn_all})
   _record(tmp_path / "mae_lin", "linear_probe", "mae encoder of /w/checkpoints/9", 0.5)
   _record(tmp_path / "pixels_lin", "linear_probe", "pixels", 0.38)
+  _record(tmp_path / "mae_ft", "finetune", "mae encoder of /w/checkpoints/9", 0.7)
   pretraining = tmp_path / "mae_pretrain"
   pretraining.mkdir()
   rows = [{"step": s, "loss": 1.0 / s, "prediction_std": 0.04} for s in (1, 2, 3)]
@@ -28,8 +29,8 @@ def test_report_pivots_records_by_encoder_and_plots_pretraining_curves(tmp_path,
   out = tmp_path / "report"
   assert report.main([str(p) for p in sorted(tmp_path.iterdir())] + [f"--out={out}"]) == 0
   table = capsys.readouterr().out.strip().splitlines()
-  assert table[2] == "| mae /w/checkpoints/9 | 0.410 | 0.430 | 0.500 |"
-  assert table[3] == "| pixels | - | - | 0.380 |"
+  assert table[2] == "| mae /w/checkpoints/9 | 0.410 | 0.430 | 0.500 | 0.700 |"
+  assert table[3] == "| pixels | - | - | 0.380 | - |"
   assert (out / "report.md").read_text().startswith("\n".join(table))
   with Image.open(out / "curves.png") as png:
     assert png.size[0] > png.size[1] > 100

@@ -106,22 +106,33 @@ class Attention(nn.Module):
 
 
 class Block(nn.Module):
-  """Pre-norm transformer block: x + attn(norm1(x)), then x + mlp(norm2(x))."""
+  """Pre-norm transformer block: x + attn(norm1(x)), then x + mlp(norm2(x)).
+
+  With `drop_path` > 0 and `deterministic=False` each residual branch is dropped per example
+  with that probability and kept ones are scaled by 1 / (1 - drop_path) (stochastic depth);
+  the "dropout" rng drives it.
+  """
   num_heads: int
   mlp_dim: int
   dtype: Any = jnp.float32
+  drop_path: float = 0.0
 
   @nn.compact
-  def __call__(self, x):
+  def __call__(self, x, deterministic=True):
     norm = lambda name: nn.LayerNorm(epsilon=1e-6, dtype=self.dtype, name=name)
-    x = x + Attention(self.num_heads, self.dtype, name="attn")(norm("norm1")(x))
-    return x + Mlp(self.mlp_dim, self.dtype, name="mlp")(norm("norm2")(x))
+    # Dropout broadcast over tokens and channels drops a whole example's branch.
+    drop = nn.Dropout(self.drop_path, broadcast_dims=(1, 2), deterministic=deterministic)
+    x = x + drop(Attention(self.num_heads, self.dtype, name="attn")(norm("norm1")(x)))
+    return x + drop(Mlp(self.mlp_dim, self.dtype, name="mlp")(norm("norm2")(x)))
 
 
-def _block_stack(x, *, prefix, depth, num_heads, mlp_dim, dtype, remat):
-  block_cls = nn.remat(Block) if remat else Block
+def _block_stack(x, *, prefix, depth, num_heads, mlp_dim, dtype, remat, drop_path=0.0,
+                 deterministic=True):
+  """`depth` blocks; block i's drop-path rate rises linearly from 0 to `drop_path` (timm)."""
+  block_cls = nn.remat(Block, static_argnums=(2,)) if remat else Block
   for i in range(depth):
-    x = block_cls(num_heads, mlp_dim, dtype, name=f"{prefix}_{i}")(x)
+    rate = drop_path * i / max(depth - 1, 1)
+    x = block_cls(num_heads, mlp_dim, dtype, rate, name=f"{prefix}_{i}")(x, deterministic)
   return x
 
 
@@ -132,6 +143,8 @@ class ViT(nn.Module):
   returns `(tokens [B, 1+K, D], intermediates)`; tokens[:, 0] is the cls token. With
   `keep_indices` only those patches are encoded (MAE); with `token_mask` (1 = masked) the masked
   patches are replaced by a learned `mask_token` and all are encoded (the BERT-style variant).
+  Fine-tuning sets `drop_path` (stochastic depth, active when `deterministic=False`) and, for
+  average pooling, `final_norm=False` (MAE normalises the pooled token instead).
   """
   width: int
   depth: int
@@ -140,9 +153,11 @@ class ViT(nn.Module):
   patch_size: int
   dtype: Any = jnp.float32
   remat: bool = False
+  drop_path: float = 0.0
+  final_norm: bool = True
 
   @nn.compact
-  def __call__(self, images, keep_indices=None, token_mask=None):
+  def __call__(self, images, keep_indices=None, token_mask=None, deterministic=True):
     b, h, w, _ = images.shape
     p = self.patch_size
     if h % p or w % p or h != w:
@@ -160,8 +175,10 @@ class ViT(nn.Module):
     cls = self.param("cls_token", _token_init, (1, 1, self.width))  # its position embedding is 0
     x = jnp.concatenate([jnp.broadcast_to(cls.astype(x.dtype), (b, 1, self.width)), x], axis=1)
     x = _block_stack(x, prefix="blocks", depth=self.depth, num_heads=self.num_heads,
-                     mlp_dim=self.mlp_dim, dtype=self.dtype, remat=self.remat)
-    x = nn.LayerNorm(epsilon=1e-6, dtype=self.dtype, name="norm")(x)
+                     mlp_dim=self.mlp_dim, dtype=self.dtype, remat=self.remat,
+                     drop_path=self.drop_path, deterministic=deterministic)
+    if self.final_norm:
+      x = nn.LayerNorm(epsilon=1e-6, dtype=self.dtype, name="norm")(x)
     return x, {"cls": x[:, 0], "patch_mean": x[:, 1:].mean(axis=1)}
 
 

@@ -1,0 +1,62 @@
+"""Mixup and CutMix with label smoothing on device, per batch (timm's `Mixup`, MAE fine-tuning).
+
+With probability `prob` a batch is mixed with its reverse (example i with example B-1-i):
+CutMix (with probability `switch_prob` when both are on) pastes a box of the partner image whose
+area is 1 - lam, lam ~ Beta(cutmix_alpha, cutmix_alpha), and lam is corrected to the box's
+clipped area; Mixup blends the images as lam * x + (1 - lam) * partner, lam ~ Beta(mixup_alpha,
+mixup_alpha). The targets are the same blend of the label-smoothed one-hot labels (on-value
+1 - smoothing + smoothing / K, off-value smoothing / K), so each row sums to 1.
+"""
+import jax
+import jax.numpy as jnp
+
+
+def smooth_one_hot(labels, num_classes, smoothing):
+  """int [B] -> float32 [B, K] one-hot with `smoothing` spread uniformly over the classes."""
+  off = smoothing / num_classes
+  return jax.nn.one_hot(labels, num_classes) * (1.0 - smoothing) + off
+
+
+def cutmix_box(key, height, width, lam):
+  """Box (top, bottom, left, right) of area about (1 - lam) * H * W, centred uniformly,
+  clipped to the image (timm's `rand_bbox`)."""
+  ratio = jnp.sqrt(1.0 - lam)
+  cut_h, cut_w = (height * ratio).astype(jnp.int32), (width * ratio).astype(jnp.int32)
+  cy_key, cx_key = jax.random.split(key)
+  cy = jax.random.randint(cy_key, (), 0, height)
+  cx = jax.random.randint(cx_key, (), 0, width)
+  top, bottom = jnp.clip(cy - cut_h // 2, 0, height), jnp.clip(cy + cut_h // 2, 0, height)
+  left, right = jnp.clip(cx - cut_w // 2, 0, width), jnp.clip(cx + cut_w // 2, 0, width)
+  return top, bottom, left, right
+
+
+def mix_batch(key, images, labels, num_classes, *, mixup_alpha=0.8, cutmix_alpha=1.0,
+              prob=1.0, switch_prob=0.5, smoothing=0.1):
+  """(images [B, H, W, C], labels int [B]) -> (mixed images, soft targets [B, K]), and lam.
+
+  `mixup_alpha=0` or `cutmix_alpha=0` turns that one off; `prob=0` only smooths the labels.
+  """
+  targets = smooth_one_hot(labels, num_classes, smoothing)
+  if prob <= 0 or (mixup_alpha <= 0 and cutmix_alpha <= 0):
+    return images, targets, jnp.ones(())
+  apply_key, switch_key, mixup_key, cutmix_key, box_key = jax.random.split(key, 5)
+  if mixup_alpha > 0 and cutmix_alpha > 0:
+    use_cutmix = jax.random.bernoulli(switch_key, switch_prob)
+  else:
+    use_cutmix = jnp.asarray(cutmix_alpha > 0)
+  beta = lambda key, alpha: jax.random.beta(key, alpha, alpha) if alpha > 0 else 1.0
+  lam_mixup, lam_cutmix = beta(mixup_key, mixup_alpha), beta(cutmix_key, cutmix_alpha)
+  lam = jnp.where(use_cutmix, lam_cutmix, lam_mixup)
+  lam = jnp.where(jax.random.bernoulli(apply_key, prob), lam, 1.0)
+
+  _, h, w, _ = images.shape
+  partner = images[::-1]
+  top, bottom, left, right = cutmix_box(box_key, h, w, lam)
+  rows, cols = jnp.arange(h)[:, None], jnp.arange(w)[None, :]
+  in_box = (rows >= top) & (rows < bottom) & (cols >= left) & (cols < right)  # [H, W]
+  box_lam = 1.0 - in_box.sum() / (h * w)
+  cut = jnp.where(in_box[None, :, :, None], partner, images)
+  blend = lam * images + (1.0 - lam) * partner
+  mixed = jnp.where(use_cutmix, cut, blend)
+  lam = jnp.where(use_cutmix & (lam < 1.0), box_lam, lam)
+  return mixed, lam * targets + (1.0 - lam) * targets[::-1], lam

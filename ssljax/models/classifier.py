@@ -1,0 +1,41 @@
+"""ViT image classifier for fine-tuning a pre-trained encoder (MAE's fine-tuning model).
+
+Parameters: `encoder` (the `ViT`, named as in pre-training so its weights load one-to-one),
+`fc_norm` (average pooling only) and `head`. Pooling as in MAE's `models_vit.py`:
+  pool="avg"  mean of the patch tokens, then LayerNorm `fc_norm` (the encoder's final `norm` is
+              not used: MAE drops it when fine-tuning with global pooling)
+  pool="cls"  the cls token after the encoder's final `norm`
+"""
+from typing import Any
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from ssljax.models import vit
+
+POOLS = ("avg", "cls")
+
+
+class ViTClassifier(nn.Module):
+  """images [B, H, W, C] (normalised) -> logits [B, num_classes] (float32)."""
+  spec: Any  # vit.parse_variant-style dict: width, depth, num_heads, mlp_dim, patch_size
+  num_classes: int
+  pool: str = "avg"
+  drop_path: float = 0.0
+  dtype: Any = jnp.float32
+  remat: bool = False
+
+  @nn.compact
+  def __call__(self, images, train=False):
+    if self.pool not in POOLS:
+      raise ValueError(f"pool={self.pool!r} is unknown: use one of {', '.join(POOLS)}")
+    encoder = vit.ViT(**self.spec, dtype=self.dtype, remat=self.remat,
+                      drop_path=self.drop_path, final_norm=self.pool == "cls", name="encoder")
+    tokens, _ = encoder(images, deterministic=not train)
+    if self.pool == "avg":
+      x = nn.LayerNorm(epsilon=1e-6, dtype=self.dtype, name="fc_norm")(tokens[:, 1:].mean(1))
+    else:
+      x = tokens[:, 0]
+    # MAE initialises the head with std 2e-5: fine-tuning starts from near-uniform predictions.
+    return nn.Dense(self.num_classes, kernel_init=nn.initializers.truncated_normal(2e-5),
+                    name="head")(x.astype(jnp.float32))

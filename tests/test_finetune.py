@@ -1,0 +1,130 @@
+"""Fine-tuning (ssljax.finetune): layer-wise lr decay, drop path, encoder loading, resume."""
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from conftest import load_config, load_config_with
+from ssljax import (checkpoint, config_lib, finetune, layer_decay, optim, preemption, pretrained,
+                    sharding)
+from ssljax.errors import ConfigError
+from ssljax.models import classifier, vit
+
+
+def _finetune_config(arg="runlocal", **fields):
+  return load_config_with("finetune_demo", arg, **fields)
+
+
+def _expected_multiplier(name, depth, decay):
+  """MAE's lr_decay.py written out: embedding layer 0, block i layer i + 1, the rest last."""
+  parts = name.split("/")
+  if any(p in ("patch_embed", "cls_token", "mask_token") for p in parts):
+    layer = 0
+  elif any(p.startswith("blocks_") for p in parts):
+    layer = int(next(p for p in parts if p.startswith("blocks_"))[len("blocks_"):]) + 1
+  else:
+    layer = depth + 1
+  return decay ** (depth + 1 - layer)
+
+
+@pytest.mark.parametrize("variant,decay", [("B/16", 0.65), ("L/16", 0.75)])
+def test_layer_decay_multipliers_match_the_formula_for_every_block(variant, decay):
+  spec = vit.parse_variant(variant)
+  model = classifier.ViTClassifier(spec, num_classes=1000)
+  params = jax.eval_shape(lambda: model.init(jax.random.key(0),
+                                             jnp.zeros((1, 224, 224, 3))))["params"]
+  scales = layer_decay.multipliers(params, spec["depth"], decay)
+  names = {optim.path_name(p): s for p, s in jax.tree_util.tree_leaves_with_path(scales)}
+  blocks = {n.split("/")[1] for n in names if "/blocks_" in n}
+  assert blocks == {f"blocks_{i}" for i in range(spec["depth"])}
+  for name, scale in names.items():
+    assert scale == _expected_multiplier(name, spec["depth"], decay), name
+  assert names["head/kernel"] == 1.0
+  assert names[f"encoder/blocks_{spec['depth'] - 1}/mlp/fc2/kernel"] == decay
+  assert names["encoder/patch_embed/kernel"] == decay ** (spec["depth"] + 1)
+
+
+def test_the_optimizer_scales_each_update_by_its_layer_multiplier():
+  spec = vit.parse_variant("mu/4")
+  model = classifier.ViTClassifier(spec, num_classes=10)
+  params = jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, 16, 16, 3)))["params"]
+  rng = np.random.default_rng(0)
+  grads = jax.tree.map(lambda p: rng.normal(size=p.shape).astype(np.float32), params)
+  c = config_lib.finetune_base_config()
+  plain, _ = optim.make(c.optim, 256, total_steps=10, warmup_steps=2)
+  decayed = optax.chain(plain, layer_decay.scale_by_layer(spec["depth"], 0.5))
+  scales = layer_decay.multipliers(params, spec["depth"], 0.5)
+  plain_state, decayed_state = plain.init(params), decayed.init(params)
+  plain_update, decayed_update = jax.jit(plain.update), jax.jit(decayed.update)
+  for _ in range(3):  # AdamW steps (warm-up, weight decay) on the same parameters and grads
+    u_plain, plain_state = plain_update(grads, plain_state, params)
+    u_decayed, decayed_state = decayed_update(grads, decayed_state, params)
+    jax.tree.map(lambda a, b, s: np.testing.assert_allclose(b, a * s, rtol=1e-6), u_plain,
+                 u_decayed, scales)
+
+
+def test_drop_path_is_off_in_eval_and_drops_whole_branches_in_training():
+  spec = vit.parse_variant("mu/4")
+  x = jax.random.normal(jax.random.key(0), (8, 16, 16, 3))
+  dropping = vit.ViT(**spec, drop_path=1.0 - 1e-7)  # last block's branches always dropped
+  plain = vit.ViT(**spec)
+  variables = jax.jit(plain.init)(jax.random.key(1), x)
+  np.testing.assert_array_equal(dropping.apply(variables, x)[0], plain.apply(variables, x)[0])
+  trained = dropping.apply(variables, x, deterministic=False,
+                           rngs={"dropout": jax.random.key(2)})[0]
+  assert not np.allclose(trained, plain.apply(variables, x)[0])
+  # with depth 2 the rates are 0 and ~1: block 0 runs, block 1 is skipped for every example
+  one_block = vit.ViT(**dict(spec, depth=1))
+  kept = {k: v for k, v in variables["params"].items() if k != "blocks_1"}
+  np.testing.assert_allclose(trained, one_block.apply({"params": kept}, x)[0], atol=1e-5)
+
+
+def test_finetuning_starts_from_the_checkpoint_encoder(pretrained_workdir):
+  config = _finetune_config()
+  mesh = sharding.make_mesh()
+  _, variables, _ = pretrained.load(pretrained_workdir, sharding.replicated(mesh))
+  spec = vit.spec_from_config(load_config("demo", "runlocal").model)
+  model = classifier.ViTClassifier(spec, 10, pool=config.finetune.pool)
+  fresh = jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))["params"]
+  loaded = finetune.load_encoder(fresh, variables["params"]["encoder"])
+  np.testing.assert_array_equal(loaded["encoder"]["blocks_1"]["attn"]["qkv"]["kernel"],
+                                variables["params"]["encoder"]["blocks_1"]["attn"]["qkv"][
+                                    "kernel"])
+  np.testing.assert_array_equal(loaded["head"]["kernel"], fresh["head"]["kernel"])
+  assert "norm" not in loaded["encoder"]  # average pooling: MAE's fc_norm replaces it
+  wider = jax.eval_shape(classifier.ViTClassifier(dict(spec, width=64), 10).init,
+                         jax.random.key(0), jnp.zeros((1, 32, 32, 3)))["params"]
+  with pytest.raises(ConfigError, match="encoder/.* has shape .* in the checkpoint"):
+    finetune.load_encoder(wider, variables["params"]["encoder"])
+
+
+def test_finetuning_a_simsiam_encoder_is_refused_with_the_fix(tmp_path):
+  config = _finetune_config(baseline="random_init", encoder_config="simsiam_cifar10:runlocal")
+  with pytest.raises(ConfigError, match="simsiam is evaluated with protocol=linear_probe or knn"):
+    finetune.run(config, str(tmp_path))
+
+
+def test_preempted_finetuning_resumes_and_ends_exactly_like_an_uninterrupted_one(
+    pretrained_workdir, tmp_path, monkeypatch):
+  config = _finetune_config(init_from=pretrained_workdir, total_steps=4,
+                            checkpoint_every_steps=4, eval_every_steps=4)
+  whole = finetune.run(config, str(tmp_path / "whole"))
+  # SIGTERM's notice arrives during step 2: the run saves step 2 (off its checkpoint interval)
+  # and stops; the same command again resumes from it.
+  monkeypatch.setattr(preemption.Watch, "reached", lambda self, step: step == 2)
+  stopped = finetune.run(config, str(tmp_path / "resumed"))
+  assert stopped["preempted"] and stopped["step"] == 2
+  assert sorted(os.listdir(tmp_path / "resumed" / "checkpoints")) == ["2"]
+  monkeypatch.undo()
+  resumed = finetune.run(config, str(tmp_path / "resumed"))
+  assert resumed["final_loss"] == whole["final_loss"]
+  assert resumed["evals"] == whole["evals"]
+  managers = [checkpoint.Checkpointer(str(tmp_path / d), keep=2) for d in ("whole", "resumed")]
+  params = [m._manager.restore(4).state["params"] for m in managers]  # pylint: disable=protected-access
+  for m in managers:
+    m.close()
+  jax.tree.map(np.testing.assert_array_equal, params[0], params[1])
+  assert whole["record"]["protocol"] == "finetune" and whole["record"]["steps"] == 4

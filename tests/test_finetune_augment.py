@@ -1,0 +1,152 @@
+"""Fine-tuning augmentations on device: RandAugment ops against PIL, Mixup/CutMix, erasing."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+from PIL import Image, ImageEnhance, ImageOps
+import pytest
+
+from ssljax.data import augment, mixup, randaugment, random_erasing
+
+
+def _image(seed=0, size=16):
+  """uint8 [size, size, 3] with smooth structure and every intensity range."""
+  rng = np.random.default_rng(seed)
+  ramp = np.linspace(0, 200, size)[None, :, None] + np.linspace(0, 55, size)[:, None, None]
+  return np.clip(ramp + rng.integers(0, 40, (size, size, 3)), 0, 255).astype(np.uint8)
+
+
+def _as_float(image):
+  return jnp.asarray(image, jnp.float32) / 255
+
+
+def _to_uint8(x):
+  return np.round(np.asarray(x) * 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("size", [16, 32])
+@pytest.mark.parametrize("op,pil_op", [
+    (randaugment.equalize, ImageOps.equalize),
+    (randaugment.autocontrast, ImageOps.autocontrast),
+    (lambda x: randaugment.posterize(x, 3), lambda im: ImageOps.posterize(im, 3)),
+    (lambda x: randaugment.solarize(x, 128 / 255), lambda im: ImageOps.solarize(im, 128)),
+    (lambda x: 1.0 - x, ImageOps.invert),
+])
+def test_pixel_ops_match_pil(op, pil_op, size):
+  image = _image(size=size)
+  expected = np.asarray(pil_op(Image.fromarray(image)))
+  np.testing.assert_allclose(_to_uint8(op(_as_float(image))).astype(int), expected.astype(int),
+                             atol=1)
+
+
+@pytest.mark.parametrize("factor", [0.3, 1.8])
+@pytest.mark.parametrize("op,enhancer", [
+    (randaugment.sharpness, ImageEnhance.Sharpness),
+    (augment.adjust_saturation, ImageEnhance.Color),
+    (augment.adjust_brightness, ImageEnhance.Brightness),
+])
+def test_enhance_ops_match_pil(op, enhancer, factor):
+  image = _image(size=16)
+  expected = np.asarray(enhancer(Image.fromarray(image)).enhance(factor))
+  np.testing.assert_allclose(_to_uint8(op(_as_float(image), factor)).astype(int),
+                             expected.astype(int), atol=2)
+
+
+def test_geometric_ops_move_pixels_where_they_should():
+  x = _as_float(_image(size=15))
+  # a quarter turn counter-clockwise is np.rot90, exactly (the sample points are pixel centres)
+  np.testing.assert_allclose(randaugment.rotate(x, 90.0), np.rot90(x, 1, axes=(0, 1)),
+                             atol=1e-5)
+  shifted = randaugment.translate(x, 0.0, 3.0)  # content moves 3 pixels right
+  np.testing.assert_allclose(shifted[:, 3:], x[:, :-3], atol=1e-6)
+  np.testing.assert_allclose(shifted[:, :3], np.broadcast_to(randaugment.FILL, (15, 3, 3)),
+                             atol=1e-6)
+  sheared = randaugment.shear_x(x, 0.2)
+  np.testing.assert_allclose(sheared[7], x[7], atol=1e-6)  # the centre row does not move
+  assert not np.allclose(sheared[0], x[0])
+
+
+def test_enhance_ops_are_identity_at_factor_one_and_stay_in_range():
+  x = _as_float(_image())
+  np.testing.assert_allclose(randaugment.sharpness(x, 1.0), x, atol=1e-6)
+  key = jax.random.key(0)
+  images = jnp.stack([_as_float(_image(s)) for s in range(8)])
+  out = jax.jit(jax.vmap(lambda k, im: randaugment.rand_augment(k, im, 2, 9.0, 0.5)))(
+      jax.random.split(key, 8), images)
+  assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0
+  assert not np.allclose(out, images)  # with 8 images x 2 ops at p=0.5, something changed
+  never = jax.jit(jax.vmap(lambda k, im: randaugment.rand_augment(k, im, 2, 9.0, 0.5,
+                                                                  prob=0.0)))(
+      jax.random.split(key, 8), images)
+  np.testing.assert_array_equal(never, images)
+
+
+def test_every_randaugment_op_runs_and_changes_an_image_at_full_magnitude():
+  x = _as_float(_image(size=32))  # equalize leaves images of under ~255 pixels as they are
+  for name, op in randaugment.OPS.items():
+    out = op(jax.random.key(1), x, 1.0)
+    assert out.shape == x.shape and bool(jnp.all(jnp.isfinite(out))), name
+    assert not np.allclose(out, x, atol=1e-3), name
+
+
+def _batch(b=8, size=8, classes=5):
+  images = jnp.arange(b, dtype=jnp.float32)[:, None, None, None] * jnp.ones((b, size, size, 3))
+  return images, jnp.arange(b) % classes, classes
+
+
+def test_label_smoothing_targets():
+  targets = mixup.smooth_one_hot(jnp.array([2]), 5, 0.1)
+  np.testing.assert_allclose(targets, [[0.02, 0.02, 0.92, 0.02, 0.02]], rtol=1e-6)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_mixup_blends_images_and_targets_with_the_same_lambda(seed):
+  images, labels, classes = _batch()
+  mixed, targets, lam = mixup.mix_batch(jax.random.key(seed), images, labels, classes,
+                                        mixup_alpha=0.8, cutmix_alpha=0.0, smoothing=0.1)
+  lam = float(lam)
+  assert 0 < lam < 1
+  np.testing.assert_allclose(mixed, lam * images + (1 - lam) * images[::-1], rtol=1e-6)
+  smooth = mixup.smooth_one_hot(labels, classes, 0.1)
+  np.testing.assert_allclose(targets, lam * smooth + (1 - lam) * smooth[::-1], rtol=1e-6)
+  np.testing.assert_allclose(targets.sum(-1), 1.0, rtol=1e-6)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_cutmix_pastes_a_box_whose_area_is_one_minus_lambda(seed):
+  images, labels, classes = _batch(size=16)
+  mixed, targets, lam = mixup.mix_batch(jax.random.key(seed), images, labels, classes,
+                                        mixup_alpha=0.0, cutmix_alpha=1.0, smoothing=0.0)
+  from_partner = np.asarray(mixed[0, :, :, 0] == images[-1, 0, 0, 0])
+  np.testing.assert_allclose(from_partner.mean(), 1 - float(lam), atol=1e-6)
+  np.testing.assert_allclose(targets[0, labels[0]] + targets[0, labels[-1]], 1.0, rtol=1e-6)
+  np.testing.assert_allclose(targets[0, labels[-1]], 1 - float(lam), atol=1e-6)
+
+
+def test_no_mixing_when_probability_is_zero():
+  images, labels, classes = _batch()
+  mixed, targets, _ = mixup.mix_batch(jax.random.key(0), images, labels, classes, prob=0.0,
+                                      smoothing=0.0)
+  np.testing.assert_array_equal(mixed, images)
+  np.testing.assert_array_equal(targets, jax.nn.one_hot(labels, classes))
+
+
+def test_random_erasing_replaces_one_box_or_nothing():
+  image = jnp.full((16, 16, 3), 7.0)
+  erased = [random_erasing.random_erase(jax.random.key(s), image, prob=0.5) for s in range(40)]
+  changed = [np.asarray(e[..., 0] != 7.0) for e in erased]
+  fractions = [c.mean() for c in changed]
+  assert 0 < sum(f > 0 for f in fractions) < 40  # sometimes, not always
+  for c in changed:
+    if c.any():  # one axis-aligned rectangle
+      rows, cols = np.where(c.any(1))[0], np.where(c.any(0))[0]
+      assert c[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1].all()
+      assert c.mean() <= 1 / 3 + 0.05
+
+
+def test_the_single_warp_path_applies_the_chosen_op():
+  x = _as_float(_image(size=32))
+  key = jax.random.key(3)
+  apply_op = jax.jit(randaugment._apply_op)  # pylint: disable=protected-access
+  for index, (name, op) in enumerate(randaugment.OPS.items()):
+    np.testing.assert_allclose(apply_op(index, key, x, 0.7), jax.jit(op)(key, x, 0.7),
+                               atol=1e-6, err_msg=name)

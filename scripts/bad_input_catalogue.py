@@ -142,6 +142,13 @@ CASES = [
      ["protocol", "'finetune_all'"], "probe_demo:runlocal"),
     ("unknown_baseline", "unknown evaluation baseline", _set(baseline="sift"),
      ["baseline", "'sift'"], "probe_demo:runlocal"),
+    ("layer_decay", "fine-tuning layer decay above 1", _set(finetune__layer_decay=1.5),
+     ["finetune.layer_decay", "1.5", "(0, 1]"], "finetune_demo:runlocal"),
+    ("finetune_simsiam", "fine-tuning a ResNet (SimSiam) encoder",
+     _set(baseline="random_init", encoder_config="simsiam_cifar10:runlocal"),
+     ["simsiam", "protocol=linear_probe or knn"], "finetune_demo:runlocal"),
+    ("finetune_baseline", "fine-tuning the pixels baseline", _set(baseline="pixels"),
+     ["baseline", "'pixels'", "random_init"], "finetune_demo:runlocal"),
 ]
 
 

@@ -57,8 +57,9 @@ def _pretraining(config, replicated):
     raise ConfigError("init_from is not set: pass --config.init_from=PRETRAINING_WORKDIR (or "
                       "baseline=random_init with encoder_config)")
   if pre_config.method != "mae":
-    raise ConfigError(f"fine-tuning takes a ViT encoder (method mae); {pre_config.method} is "
-                      "evaluated with protocol=linear_probe or knn, as in its paper")
+    raise ConfigError(f"fine-tuning takes a ViT encoder (method mae), not {pre_config.method}: "
+                      f"evaluate {pre_config.method} with protocol=linear_probe or knn, as its "
+                      "paper does")
   if config.baseline == "random_init":  # the same label as the probes' random-init rows
     return pre_config, None, f"{pre_config.method} encoder at random init"
   return pre_config, encoder_params, f"{pre_config.method} {description}"

@@ -69,3 +69,21 @@ def test_durations_in_steps_or_epochs():
     c.total_steps = 5
   with pytest.raises(ConfigError, match="set only one"):
     config_lib.steps(c, "total", steps_per_epoch=312)
+
+
+def test_paper_settings_of_the_finetuning_recipes():
+  for size, decay, drop_path, blr, epochs in (("B", 0.65, 0.1, 5e-4, 100),
+                                              ("L", 0.75, 0.2, 1e-3, 50),
+                                              ("H", 0.75, 0.3, 1e-3, 50)):
+    c = load_config("finetune_imagenet", f"size={size}")
+    assert (c.finetune.layer_decay, c.finetune.drop_path, c.optim.blr, c.total_epochs) == (
+        decay, drop_path, blr, epochs)
+    assert (c.input.batch_size, c.input.image_size, c.optim.warmup_epochs) == (1024, 224, 5)
+    assert (c.optim.name, c.optim.b1, c.optim.b2, c.optim.weight_decay) == ("adamw", 0.9, 0.999,
+                                                                            0.05)
+    f = c.finetune
+    assert (f.label_smoothing, f.mixup_alpha, f.cutmix_alpha, f.random_erase_prob) == (
+        0.1, 0.8, 1.0, 0.25)
+    assert (f.rand_augment_ops, f.rand_augment_magnitude, f.rand_augment_magnitude_std,
+            f.pool) == (2, 9.0, 0.5, "avg")
+    assert load_config(c.encoder_config).model.variant.startswith(size + "/")

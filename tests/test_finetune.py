@@ -103,7 +103,7 @@ def test_finetuning_starts_from_the_checkpoint_encoder(pretrained_workdir):
 
 def test_finetuning_a_simsiam_encoder_is_refused_with_the_fix(tmp_path):
   config = _finetune_config(baseline="random_init", encoder_config="simsiam_cifar10:runlocal")
-  with pytest.raises(ConfigError, match="simsiam is evaluated with protocol=linear_probe or knn"):
+  with pytest.raises(ConfigError, match="not simsiam: evaluate simsiam with protocol=linear_probe or knn"):
     finetune.run(config, str(tmp_path))
 
 

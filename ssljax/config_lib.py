@@ -212,7 +212,7 @@ PROTOCOLS = ("linear_probe", "knn", "finetune")
 
 
 def _evaluation_run_config(protocol):
-  """Fields every evaluation run (`ssljax.evaluation`) has: encoder, data, schedule, I/O."""
+  """Fields every evaluation run (`ssljax.runs`) has: encoder, data, schedule, I/O."""
   c = ml_collections.ConfigDict()
   c.protocol = protocol
   c.init_from = ""  # pre-training workdir, its checkpoints/ or checkpoints/N

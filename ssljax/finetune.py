@@ -25,10 +25,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ssljax import (checkpoint, config_lib, layer_decay, metrics, optim, preemption, pretrained,
-                    run_record, sharding)
+from ssljax import (checkpoint, config_lib, layer_decay, metrics, nonfinite, optim, preemption,
+                    pretrained, run_record, sharding)
 from ssljax.data import augment, mixup, pipeline, randaugment, random_erasing, sources
-from ssljax.errors import ConfigError, UserError
+from ssljax.errors import ConfigError
 from ssljax.models import classifier, vit
 
 log = logging.getLogger("ssljax")
@@ -40,10 +40,6 @@ class FinetuneState:
   params: Any  # {"encoder", "fc_norm" (avg pooling), "head"}
   opt_state: Any
   skipped_steps: jax.Array  # [2] int32: all skipped updates, and the current run of them
-
-
-class TrainingDiverged(UserError):
-  """Too many non-finite steps in a row."""
 
 
 def _pretraining(config, replicated):
@@ -123,11 +119,8 @@ def make_train_step(config, model, tx, learning_rate, num_classes, size):
     (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    grad_norm = optax.tree.norm(grads)
-    finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
-    params, opt_state = jax.tree.map(lambda n, o: jnp.where(finite, n, o), (params, opt_state),
-                                     (state.params, state.opt_state))
-    skipped = jnp.where(finite, jnp.stack([state.skipped_steps[0], 0]), state.skipped_steps + 1)
+    (params, opt_state), skipped, grad_norm = nonfinite.guard_update(
+        loss, grads, (params, opt_state), (state.params, state.opt_state), state.skipped_steps)
     step_metrics = {"loss": loss, "grad_norm": grad_norm, "learning_rate": learning_rate(
         state.step), "train_top1": jnp.mean(jnp.argmax(logits, -1) == jnp.argmax(targets, -1)),
                     "skipped_steps": skipped[0], "consecutive_skips": skipped[1]}
@@ -230,14 +223,8 @@ def run(config, workdir, *, devices=None):
         preempted = watch.reached(step) and not is_last
         if step % config.log_every_steps == 0 or is_last:
           values = {k: float(v) for k, v in jax.device_get(step_metrics).items()}
-          if values["consecutive_skips"] > config.max_consecutive_skips:
-            ckpt.wait()
-            raise TrainingDiverged(
-                f"fine-tuning loss {values['loss']} at step {step}, "
-                f"{int(values['consecutive_skips'])} non-finite steps in a row (limit "
-                f"max_consecutive_skips={config.max_consecutive_skips}); the last good "
-                f"checkpoint is step {ckpt.latest_step()} in {ckpt.directory}: lower "
-                "optim.blr and restart, which resumes from it")
+          nonfinite.check(values, config.max_consecutive_skips, step, "fine-tuning loss", ckpt,
+                          "lower optim.blr and restart, which resumes from it")
           if step > first_step + 1:
             line, values["img_per_s"] = progress.line(step, {"loss": values["loss"]})
             log.info(line)

@@ -2,9 +2,10 @@
 
   python -m ssljax.report /tmp/runs/* --out=/tmp/report
 
-Evaluation runs (a `results.json`, written by `ssljax.linear_probe` and `ssljax.finetune`) become rows of the table:
-one row per encoder, one column per protocol. Pre-training runs (a `metrics.jsonl` with a
-loss) become curves: loss, kNN top-1 and the collapse monitors (`*_std`) against the step.
+Evaluation runs (a `results.json`, written by `ssljax.linear_probe` and `ssljax.finetune`)
+become rows of the table: one row per encoder, one column per protocol. Pre-training runs (a
+`metrics.jsonl` with a loss) become curves: loss, kNN top-1 and the collapse monitors
+(`*_std`) against the step.
 Writes `OUT/report.md` and `OUT/curves.png`; prints the table.
 """
 import argparse

@@ -14,17 +14,15 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ssljax import (checkpoint, config_lib, distributed, methods, metrics, online_probe, optim,
-                    preemption, sharding)
+from ssljax import (checkpoint, config_lib, distributed, methods, metrics, nonfinite,
+                    online_probe, optim, preemption, sharding)
 from ssljax import evals as evals_lib
 from ssljax.data import pipeline, sources
 from ssljax.errors import UserError
 
+TrainingDiverged = nonfinite.TrainingDiverged  # what a run raises after too many skipped steps
+
 log = logging.getLogger("ssljax")
-
-
-class TrainingDiverged(UserError):
-  """The loss or gradient became NaN/Inf; the message names the step and the checkpoint."""
 
 
 @flax.struct.dataclass
@@ -57,15 +55,9 @@ def make_train_step(config, method, tx, learning_rate):
     params = optax.apply_updates(state.params, updates)
     if hasattr(method, "after_update"):
       model_state = method.after_update(config, params, model_state, state.step)
-    grad_norm = optax.tree.norm(grads)
-    # A non-finite loss or gradient (bf16 overflow, a bad batch) keeps the previous state, so
-    # the state, and every checkpoint of it, stays finite.
-    finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
-    keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
-    params, opt_state, model_state = keep((params, opt_state, model_state),
-                                          (state.params, state.opt_state, state.model_state))
-    skipped = jnp.where(finite, jnp.stack([state.skipped_steps[0], 0]),
-                        state.skipped_steps + 1)
+    (params, opt_state, model_state), skipped, grad_norm = nonfinite.guard_update(
+        loss, grads, (params, opt_state, model_state),
+        (state.params, state.opt_state, state.model_state), state.skipped_steps)
     step_metrics = dict(step_metrics, loss=step_metrics.get("loss", loss), grad_norm=grad_norm,
                         learning_rate=learning_rate(state.step), skipped_steps=skipped[0],
                         consecutive_skips=skipped[1])
@@ -202,14 +194,9 @@ def train_and_evaluate(config, workdir, *, devices=None):
         if step % config.log_every_steps == 0 or will_save:
           values = {k: float(v) for k, v in jax.device_get(step_metrics).items()}
           last_loss = values["loss"]
-          if values["consecutive_skips"] > config.max_consecutive_skips:
-            ckpt.wait()
-            raise TrainingDiverged(
-                f"loss {last_loss} / grad norm {values['grad_norm']} at step {step}, "
-                f"{int(values['consecutive_skips'])} non-finite steps in a row (limit "
-                f"max_consecutive_skips={config.max_consecutive_skips}); the last good "
-                f"checkpoint is step {ckpt.latest_step()} in {ckpt.directory}: lower "
-                "optim.blr (or lengthen the warm-up) and restart, which resumes from it")
+          nonfinite.check(values, config.max_consecutive_skips, step, "loss", ckpt,
+                          "lower optim.blr (or lengthen the warm-up) and restart, which "
+                          "resumes from it")
           if values["consecutive_skips"]:
             log.warning("step %d: non-finite loss %s / grad norm %s, update skipped (%d in a "
                         "row, %d in all)", step, last_loss, values["grad_norm"],

@@ -44,3 +44,18 @@ def test_given_noise_keeps_lowest_noise_patches():
   keep, mask, _ = mae.random_masking(None, 1, 4, 0.5, noise=noise)
   np.testing.assert_array_equal(keep, [[1, 3]])
   np.testing.assert_array_equal(mask, [[1, 0, 1, 0]])
+
+
+def test_a_given_mask_is_reproduced_and_higher_ratios_with_the_same_noise_nest():
+  rng = np.random.default_rng(0)
+  wanted = np.zeros((4, 64), np.float32)
+  for row in wanted:
+    row[rng.choice(64, 48, replace=False)] = 1
+  _, mask, _ = mae.random_masking(None, 4, 64, 0.75, noise=mae.noise_for_mask(wanted))
+  np.testing.assert_array_equal(mask, wanted)
+  with pytest.raises(ValueError, match="as many patches"):
+    mae.noise_for_mask(np.triu(np.ones((2, 64))))  # 64 and 63 masked patches
+  noise = jax.random.uniform(jax.random.key(3), (4, 64))
+  masks = [mae.random_masking(None, 4, 64, r, noise=noise)[1] for r in (0.75, 0.85, 0.95)]
+  for smaller, larger in zip(masks, masks[1:]):
+    assert bool(jnp.all(larger >= smaller)) and float(larger.sum()) > float(smaller.sum())

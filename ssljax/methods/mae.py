@@ -7,6 +7,7 @@ patches only, optionally against per-patch normalised pixels (`norm_pix_loss`).
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 
 from ssljax.data import augment
 from ssljax.models import patches, vit
@@ -48,6 +49,19 @@ def random_masking(rng, batch_size, length, mask_ratio, noise=None):
   return shuffle[:, :num_keep], mask, restore
 
 
+def noise_for_mask(mask):
+  """mask [B, L] (1 = masked) -> noise [B, L] for which `random_masking` gives that mask.
+
+  Every example must mask the same number of patches (the encoder sees K tokens each); pass
+  `mask_ratio` = masked / L with it. Visible patches keep their patch order.
+  """
+  mask = np.asarray(mask, np.float32)
+  counts = mask.sum(axis=1)
+  if len(set(counts.tolist())) > 1:
+    raise ValueError(f"every example must mask as many patches; got counts {counts.tolist()}")
+  return jnp.asarray(mask)  # argsort is stable: visible (0) first in patch order, then masked
+
+
 def patch_targets(images, patch_size, norm_pix_loss):
   """[B, H, W, C] -> [B, L, p*p*C] targets; per-patch standardised if `norm_pix_loss`.
 
@@ -72,12 +86,18 @@ def masked_mse(pred, target, mask):
   return jnp.sum(per_patch * mask) / jnp.maximum(jnp.sum(mask), 1.0)
 
 
-def forward(config, params, images, rng=None, noise=None):
-  """Normalised images [B, H, W, C] -> (pred [B, L, p*p*C], mask [B, L])."""
+def forward(config, params, images, rng=None, noise=None, mask_ratio=None):
+  """Normalised images [B, H, W, C] -> (pred [B, L, p*p*C], mask [B, L]).
+
+  The mask comes from `rng`, or from the given `noise` [B, L] (the official release's
+  argument: the lowest noise is kept; `noise_for_mask` turns a mask into noise);
+  `mask_ratio` overrides `config.mae.mask_ratio`.
+  """
   encoder, decoder = build_models(config)
   b = images.shape[0]
   length = num_patches(config)
-  keep, mask, restore = random_masking(rng, b, length, config.mae.mask_ratio, noise)
+  ratio = config.mae.mask_ratio if mask_ratio is None else mask_ratio
+  keep, mask, restore = random_masking(rng, b, length, ratio, noise)
   if config.mae.encoder_mask_tokens:  # BERT-style: mask tokens go through the encoder
     tokens, _ = encoder.apply({"params": params["encoder"]}, images, token_mask=mask)
     restore = jnp.broadcast_to(jnp.arange(length), (b, length))
@@ -127,8 +147,11 @@ def encode(config, variables, images):
   return {k: v.astype(jnp.float32) for k, v in features.items()}
 
 
-def reconstruct(config, variables, images, rng):
+def reconstruct(config, variables, images, rng, noise=None, mask_ratio=None):
   """uint8 [B, H, W, C] -> dict of [B, H, W, C] images in [0, 1] for the MAE figure.
+
+  The mask is drawn from `rng` or given as `noise` [B, L] (see `forward`): the same noise with
+  a higher `mask_ratio` hides a superset of the patches (the paper's 75/85/95% figure).
 
   "original", "masked" (masked patches grey), "reconstruction" and "pasted" (reconstruction
   with the visible patches pasted back). With `norm_pix_loss` the predictions are standardised
@@ -137,7 +160,7 @@ def reconstruct(config, variables, images, rng):
   size = config.input.image_size
   p = vit.spec_from_config(config.model)["patch_size"]
   x = augment.eval_view(images, size)
-  pred, mask = forward(config, variables["params"], x, rng)
+  pred, mask = forward(config, variables["params"], x, rng, noise, mask_ratio)
   pred = pred.astype(jnp.float32)
   if config.mae.norm_pix_loss:
     mean, std = patch_mean_std(patches.patchify(x, p))

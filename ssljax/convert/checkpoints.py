@@ -1,0 +1,181 @@
+"""`import_file`: a PyTorch checkpoint -> an ssljax checkpoint; `export_checkpoint`: back.
+
+Which parts of a method's variables have a PyTorch layout (`model_parts`):
+  mae      encoder (required) and decoder (optional: the official `mae_pretrain_vit_*.pth`
+           files hold the encoder only; `mae_visualize_vit_large.pth` has the decoder too)
+  simsiam  backbone: torchvision ResNet, or a timm ViT
+Parts a file lacks keep their random init (reported); file keys nothing reads (a classifier
+`fc`/`head`, SimSiam's projector in `fc`) are reported as ignored.
+
+Position embeddings: ssljax's are the fixed 2-D sin-cos ones of the MAE release, computed for
+the grid of the config's image size. An imported `pos_embed` is checked to be that embedding
+(for whatever grid the file was trained at) and is then resampled exactly by recomputing it for
+the new grid; a learned one (e.g. a fine-tuned model) is refused. Export writes the embedding
+for the run's grid, or for `image_size`.
+"""
+import json
+import os
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+from ssljax import config_lib, methods, pretrained
+from ssljax.convert import layouts, state_dicts, torch_files
+from ssljax.errors import UserError
+from ssljax.models import posemb, vit
+
+# The official files' wrapper key (MAE's main_finetune reads checkpoint["model"]); ResNets are
+# written as a plain torchvision state dict.
+WRAPPER_KEY = {"mae": "model", "simsiam": None}
+
+
+def model_parts(config):
+  """[(part name, key function, required)] for `config.method`."""
+  if config.method == "mae":
+    if config.mae.encoder_mask_tokens:
+      raise UserError("mae.encoder_mask_tokens=True (the BERT-style variant) has no PyTorch "
+                      "layout: convert models with mae.encoder_mask_tokens=False")
+    return [("encoder", layouts.vit_key, True), ("decoder", layouts.vit_key, False)]
+  if config.method == "simsiam":
+    is_resnet = config.model.variant.startswith("resnet")
+    return [("backbone", layouts.resnet_key if is_resnet else layouts.vit_key, True)]
+  raise UserError(f"config.method={config.method!r} has no PyTorch layout: convert supports "
+                  "mae and simsiam checkpoints")
+
+
+def _pos_embed_key(part):
+  return "decoder_pos_embed" if part == "decoder" else "pos_embed"
+
+
+def fixed_pos_embed(width, grid):
+  """[1, 1+g*g, D]: the official release's `pos_embed` (a zero row for the cls token)."""
+  table = np.concatenate([np.zeros((1, width), np.float32), posemb.sincos_2d(width, grid)])
+  return table[None]
+
+
+def _check_pos_embed(source, key, array):
+  """Accepts a `pos_embed` [1, (1+)g*g, D] that is the fixed sin-cos embedding of its grid."""
+  length, width = array.shape[-2:]
+  has_cls = int(round((length - 1) ** 0.5)) ** 2 == length - 1
+  grid = int(round((length - has_cls) ** 0.5))
+  expected = fixed_pos_embed(width, grid)[0, 1 - has_cls:]
+  if grid * grid != length - has_cls or not np.allclose(array.reshape(expected.shape), expected,
+                                                        atol=1e-4):
+    raise UserError(f"{source}: {key} is a learned position embedding, not the fixed 2-D sin-cos "
+                    "one ssljax's ViT uses: import pre-training checkpoints (MAE "
+                    "mae_pretrain_vit_*.pth), not fine-tuned ones")
+
+
+def _part(variables, name):
+  """{collection: the part's tree} for the collections that have the part."""
+  return {c: tree[name] for c, tree in variables.items()
+          if isinstance(tree, dict) and name in tree}
+
+
+def _fresh_variables(config):
+  method = methods.get(config.method)
+  size = config.input.image_size
+  variables = method.init(config, jax.random.key(config.seed), (1, size, size, 3))
+  return jax.tree.map(np.asarray, jax.device_get(variables))
+
+
+def _describe_model(config):
+  """"model.variant=B/16 (width 768, depth 12, patch 16), decoder 512 x 8" and the like."""
+  if config.model.variant.startswith("resnet"):
+    return f"model.variant={config.model.variant}, model.resnet_width={config.model.resnet_width}"
+  spec = vit.spec_from_config(config.model)
+  text = (f"model.variant={config.model.variant} (width {spec['width']}, depth "
+          f"{spec['depth']}, patch {spec['patch_size']})")
+  if config.method == "mae":
+    text += f", decoder {config.mae.decoder_width} x {config.mae.decoder_depth}"
+  return text
+
+
+def import_file(source, config, workdir):
+  """Writes `workdir/checkpoints/0` with the weights of `source` in `config`'s model.
+
+  Returns {"checkpoint", "loaded" (arrays read), "random_init" (parts), "ignored" (keys)}.
+  """
+  config_lib.validate(config)
+  parts = model_parts(config)
+  checkpoints_dir = os.path.join(os.path.abspath(workdir), "checkpoints")
+  if os.path.exists(checkpoints_dir):
+    raise UserError(f"--workdir={workdir} already holds checkpoints: pass a new --workdir")
+  state_dict = torch_files.read(source)
+  variables = _fresh_variables(config)
+  used, random_init = set(), []
+  for name, key_fn, required in parts:
+    loaded = state_dicts.from_state_dict(state_dict, _part(variables, name), key_fn)
+    if loaded.mismatched:
+      key, got, want = loaded.mismatched[0]
+      raise UserError(f"{source}: {key} has shape {got} there and {want} in the config's model "
+                      f"({_describe_model(config)}): pass the config the checkpoint was "
+                      "trained with")
+    if loaded.missing and (required or loaded.used):
+      raise UserError(f"{source} has no {loaded.missing[0]} ({len(loaded.missing)} of the "
+                      f"{name}'s arrays are missing) for the config's model "
+                      f"({_describe_model(config)}): pass the config the checkpoint was "
+                      "trained with")
+    if loaded.missing:
+      random_init.append(name)
+      continue
+    for collection, tree in loaded.variables.items():
+      variables[collection][name] = tree
+    used.update(loaded.used)
+    pos_key = _pos_embed_key(name)
+    if key_fn is layouts.vit_key and pos_key in state_dict:
+      _check_pos_embed(source, pos_key, state_dict[pos_key])
+      used.add(pos_key)
+  ignored = sorted(k for k in state_dict
+                   if k not in used and not k.endswith("num_batches_tracked"))
+  step_dir = os.path.join(checkpoints_dir, "0")
+  _write(step_dir, config, variables)
+  summary = {"checkpoint": step_dir, "source": os.path.abspath(source), "loaded": len(used),
+             "random_init": random_init, "ignored": ignored}
+  with open(os.path.join(os.path.abspath(workdir), "imported_from.json"), "w",
+            encoding="utf-8") as f:
+    json.dump(summary, f, indent=1)
+  return summary
+
+
+def _write(step_dir, config, variables):
+  """The checkpoint `ssljax.pretrained.load` reads: the state's step, params and other
+  collections, and the config. There is no optimizer state: it initialises runs; it does not
+  resume one."""
+  state = {"step": np.zeros((), np.int32), "params": variables["params"]}
+  model_state = {k: v for k, v in variables.items() if k != "params"}
+  if model_state:
+    state["model_state"] = model_state
+  with ocp.StandardCheckpointer() as writer:
+    writer.save(os.path.join(step_dir, "state"), state)
+  with ocp.Checkpointer(ocp.JsonCheckpointHandler()) as writer:
+    writer.save(os.path.join(step_dir, "config"), {"config": config.to_json()})
+
+
+def export_checkpoint(init_from, output, image_size=None):
+  """Writes the pre-training checkpoint `init_from` as a PyTorch file at `output`.
+
+  `image_size` sets the grid of the written position embeddings (default: the run's).
+  Returns {"output", "keys", "step_dir"}.
+  """
+  device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+  config, variables, step_dir = pretrained.load(init_from, device)
+  if "method" not in config:
+    raise UserError(f"init_from={init_from} is a {config.get('protocol', 'evaluation')} run: "
+                    "export takes pre-training checkpoints")
+  variables = jax.tree.map(np.asarray, jax.device_get(variables))
+  patch_size = vit.spec_from_config(config.model)["patch_size"] \
+      if not config.model.variant.startswith("resnet") else None
+  grid = (image_size or config.input.image_size) // patch_size if patch_size else None
+  state_dict = {}
+  for name, key_fn, _ in model_parts(config):
+    part = _part(variables, name)
+    state_dict.update(state_dicts.to_state_dict(part, key_fn))
+    if key_fn is layouts.vit_key:
+      token = part["params"].get("cls_token", part["params"].get("mask_token"))
+      state_dict[_pos_embed_key(name)] = fixed_pos_embed(token.shape[-1], grid)
+  for key in [k for k in state_dict if k.endswith(".running_mean")]:
+    state_dict[key.replace("running_mean", "num_batches_tracked")] = np.zeros((), np.int64)
+  torch_files.write(output, state_dict, WRAPPER_KEY[config.method])
+  return {"output": os.path.abspath(output), "keys": len(state_dict), "step_dir": step_dir}

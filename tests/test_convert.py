@@ -219,3 +219,17 @@ def test_cli_reports_what_it_imported_and_bad_input_in_one_line(tmp_path):
   assert result.stderr.strip().splitlines() == [
       f"ssljax.convert: error: --source={tmp_path / 'missing.pth'} does not exist: pass a "
       "PyTorch checkpoint file (.pth)"]
+
+
+def test_an_exported_then_imported_run_evaluates_exactly_like_the_original(pretrained_workdir,
+                                                                           tmp_path):
+  from ssljax import linear_probe  # pylint: disable=g-import-not-at-top
+  exported = str(tmp_path / "demo.pth")
+  checkpoints.export_checkpoint(pretrained_workdir, exported)
+  saved_config, _, _ = pretrained.load(pretrained_workdir, CPU)
+  checkpoints.import_file(exported, saved_config, str(tmp_path / "imported"))
+  values = []
+  for name, init_from in (("original", pretrained_workdir), ("round_trip", tmp_path / "imported")):
+    config = load_config_with("probe_demo", "runlocal,protocol=knn", init_from=str(init_from))
+    values.append(linear_probe.run(config, str(tmp_path / name))["evals"])
+  assert values[0] == values[1] and min(values[0].values()) > 0.3

@@ -20,7 +20,9 @@ INSTALL_REQUIRES = [
 ]
 
 EXTRAS_REQUIRE = {
-    "test": ["pytest>=8.0", "pytest-xdist>=3.5"],
+    # nbclient/ipykernel: the suite executes notebooks/*.ipynb.
+    "test": ["pytest>=8.0", "pytest-xdist>=3.5", "nbclient>=0.10", "nbformat>=5.10",
+             "ipykernel>=6.29"],
     # Only for TFDS datasets stored as tfrecord; array_record datasets need no TensorFlow.
     "tf": ["tensorflow-cpu>=2.18"],
     # Reference peer for benchmarks and parity tests (CPU wheel; no timm).

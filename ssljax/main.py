@@ -4,14 +4,13 @@ Overrides: `--config.input.batch_size=64`; config variants: `--config=configs/x.
 Bad input (config values, data, workdir) ends with one line naming the problem and the fix and
 exit status 2; `--verbose` shows the traceback too.
 """
-import logging
 import re
 import sys
 
 from absl import app, flags
 from ml_collections import config_flags
 
-from ssljax import config_lib
+from ssljax import cli_logging, config_lib
 from ssljax.errors import UserError
 
 FLAGS = flags.FLAGS
@@ -105,25 +104,10 @@ def parse_flags(argv):
     sys.exit(2)
 
 
-def _setup_logging():
-  """ssljax's own lines at INFO in a short format; other libraries' (orbax logs every file it
-  writes) only from WARNING."""
-  logging.getLogger().setLevel(logging.WARNING)
-  # orbax's failed async writes also surface as "Task exception was never retrieved" at exit;
-  # the trainer reports them (CheckpointWriteError) in one line instead.
-  logging.getLogger("asyncio").setLevel(logging.CRITICAL)
-  logger = logging.getLogger("ssljax")
-  logger.setLevel(logging.INFO)
-  logger.propagate = False
-  handler = logging.StreamHandler(sys.stderr)
-  handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
-  logger.addHandler(handler)
-
-
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  _setup_logging()
+  cli_logging.setup()
   from ssljax import distributed, runs  # pylint: disable=g-import-not-at-top
   run = runs.for_config(FLAGS.config)
   try:

@@ -194,7 +194,7 @@ def test_resnet_import_matches_pytorch_and_export_loads_back(tmp_path, variant, 
     expected = model(xt).numpy()
   features, _ = simsiam.forward(config, variables["params"], variables["batch_stats"], x,
                                 train=False)
-  np.testing.assert_allclose(np.asarray(features["backbone"]), expected, rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(np.asarray(features["backbone"]), expected, **TOL)
   out = str(tmp_path / "exported.pth")
   checkpoints.export_checkpoint(str(tmp_path / "imported"), out)
   fresh = torch_resnet.ResNet(variant, width=8, cifar_stem=cifar_stem)

@@ -10,6 +10,7 @@ import sys
 from absl import app, flags
 from ml_collections import config_flags
 
+from ssljax import cli_logging
 from ssljax.errors import UserError
 
 FLAGS = flags.FLAGS
@@ -48,6 +49,7 @@ def _run(command):
 
 
 def main(argv):
+  cli_logging.setup()
   command = argv[1] if len(argv) == 2 else None
   try:
     if command not in _REQUIRED:

@@ -1,0 +1,18 @@
+"""Logging for the command-line entry points (`ssljax.main`, `ssljax.convert`)."""
+import logging
+import sys
+
+
+def setup():
+  """ssljax's own lines at INFO in a short format; other libraries' (orbax logs every file it
+  writes) only from WARNING."""
+  logging.getLogger().setLevel(logging.WARNING)
+  # orbax's failed async writes also surface as "Task exception was never retrieved" at exit;
+  # the trainer reports them (CheckpointWriteError) in one line instead.
+  logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+  logger = logging.getLogger("ssljax")
+  logger.setLevel(logging.INFO)
+  logger.propagate = False
+  handler = logging.StreamHandler(sys.stderr)
+  handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+  logger.addHandler(handler)

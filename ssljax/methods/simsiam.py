@@ -11,71 +11,20 @@ import jax.numpy as jnp
 import ml_collections
 
 from ssljax.data import augment
-from ssljax.models import heads, resnet, vit
+from ssljax.methods import siamese
 
-
-def build_backbone(config):
-  """ResNet (`model.variant` "resnet18"/"resnet50") or ViT ("B/16", ...) backbone."""
-  dtype = jnp.dtype(config.model.dtype)
-  if config.model.variant.startswith("resnet"):
-    return resnet.from_name(config.model.variant, width=config.model.resnet_width,
-                            cifar_stem=config.model.cifar_stem, dtype=dtype)
-  return vit.ViT(**vit.spec_from_config(config.model), dtype=dtype, remat=config.model.remat)
-
-
-def build_models(config):
-  c = config.simsiam
-  return (build_backbone(config),
-          heads.Projector(c.dim, c.dim, c.projector_layers),
-          heads.Predictor(c.dim, c.predictor_hidden_dim))
-
-
-def _mode(module, train):
-  """Call kwargs selecting train/eval mode (the ViT has no BatchNorm and no such flag)."""
-  return {} if isinstance(module, vit.ViT) else {"train": train}
-
-
-def _run(module, variables, x, train):
-  """`module.apply` in train or eval mode -> (output, batch stats after it, or None)."""
-  if train and "batch_stats" in variables:
-    out, updates = module.apply(variables, x, train=True, mutable=["batch_stats"])
-    return out, updates["batch_stats"]
-  return module.apply(variables, x, **_mode(module, train)), variables.get("batch_stats")
-
-
-def _backbone_features(backbone, variables, images, train):
-  """[B, D] features (the ResNet's pooled output, the ViT's cls token) and batch stats."""
-  (out, intermediates), stats = _run(backbone, variables, images, train)
-  return (out[:, 0] if isinstance(backbone, vit.ViT) else intermediates["pooled"]), stats
-
-
-def _variables(params, stats, name):
-  variables = {"params": params[name]}
-  if name in stats:
-    variables["batch_stats"] = stats[name]
-  return variables
+output_std = siamese.output_std
 
 
 def forward(config, params, stats, images, train):
   """Normalised images -> ({"backbone": [B, D], "z": [B, dim], "p": [B, dim]}, new stats)."""
-  backbone, projector, predictor = build_models(config)
-  new_stats = {}
-  features, backbone_stats = _backbone_features(
-      backbone, _variables(params, stats, "backbone"), images, train)
-  if backbone_stats is not None:
-    new_stats["backbone"] = backbone_stats
-  z, new_stats["projector"] = _run(projector, _variables(params, stats, "projector"),
-                                   features, train)
-  p, new_stats["predictor"] = _run(predictor, _variables(params, stats, "predictor"), z, train)
-  outputs = {"backbone": features, "z": z, "p": p}
-  return {k: v.astype(jnp.float32) for k, v in outputs.items()}, new_stats
+  return siamese.apply_network(siamese.build_network(config, config.simsiam), params, stats,
+                               images, train)
 
 
 def negative_cosine(p, z):
   """D(p, z) = -mean_b <p_b / |p_b|, z_b / |z_b|>, in [-1, 1]."""
-  p = p / jnp.maximum(jnp.linalg.norm(p, axis=-1, keepdims=True), 1e-12)
-  z = z / jnp.maximum(jnp.linalg.norm(z, axis=-1, keepdims=True), 1e-12)
-  return -jnp.mean(jnp.sum(p * z, axis=-1))
+  return -jnp.mean(jnp.sum(siamese.l2_normalize(p) * siamese.l2_normalize(z), axis=-1))
 
 
 def symmetric_loss(p1, p2, z1, z2, stop_gradient=True):
@@ -84,29 +33,10 @@ def symmetric_loss(p1, p2, z1, z2, stop_gradient=True):
   return negative_cosine(p1, sg(z2)) / 2 + negative_cosine(p2, sg(z1)) / 2
 
 
-def output_std(z):
-  """Collapse monitor: std over the batch of l2-normalised z, averaged over dimensions.
-  A collapsed encoder gives 0; a healthy one stays near 1 / sqrt(dim)."""
-  z = z / jnp.maximum(jnp.linalg.norm(z, axis=-1, keepdims=True), 1e-12)
-  return jnp.mean(jnp.std(z, axis=0))
-
-
 def init(config, rng, image_shape):
   """{"params": {backbone, projector, predictor}, "batch_stats": {...}}."""
-  backbone, projector, predictor = build_models(config)
-  keys = jax.random.split(rng, 3)
-  images = jnp.zeros((2,) + tuple(image_shape[1:]), jnp.float32)
-  backbone_vars = backbone.init(keys[0], images, **_mode(backbone, False))
-  features, _ = _backbone_features(backbone, backbone_vars, images, False)
-  projector_vars = projector.init(keys[1], features)
-  predictor_vars = predictor.init(keys[2], jnp.zeros((2, config.simsiam.dim)))
-  stats = {"projector": projector_vars["batch_stats"],
-           "predictor": predictor_vars["batch_stats"]}
-  if "batch_stats" in backbone_vars:
-    stats["backbone"] = backbone_vars["batch_stats"]
-  return {"params": {"backbone": backbone_vars["params"], "projector": projector_vars["params"],
-                     "predictor": predictor_vars["params"]},
-          "batch_stats": stats}
+  return siamese.init_network(config, siamese.build_network(config, config.simsiam), rng,
+                              image_shape)
 
 
 def loss(config, params, state, batch, rng):
@@ -125,9 +55,7 @@ def loss(config, params, state, batch, rng):
 
 def encode(config, variables, images):
   """uint8 [B, H, W, C] -> {"backbone": [B, D], "projection": [B, dim]} in eval mode."""
-  x = augment.eval_view(images, config.input.image_size)
-  outputs, _ = forward(config, variables["params"], variables["batch_stats"], x, train=False)
-  return {"backbone": outputs["backbone"], "projection": outputs["z"]}
+  return siamese.encode(config, config.simsiam, variables, images)
 
 
 def default_config():

@@ -1,4 +1,4 @@
-"""Projection and prediction MLPs of the Siamese methods (SimSiam, BYOL, SimCLR, MoCo).
+"""Projection and prediction MLPs of the Siamese methods, and SwAV's prototypes.
 
 `__call__(x [B, D], train) -> [B, out_dim]`; BatchNorm statistics live in `batch_stats`.
 """
@@ -12,18 +12,26 @@ def _bn(train, affine=True, name=None):
 
 
 class Projector(nn.Module):
-  """`num_layers` x (Linear without bias, BN), ReLU between, and a final BN without affine
-  (SimSiam: 3 layers on ImageNet, 2 on CIFAR)."""
+  """`num_layers` Linear layers with ReLU between; BN after each hidden layer (`hidden_bn`)
+  and a BN without affine after the last (`last_bn`). A Linear followed by BN has no bias.
+
+  SimSiam: 3 layers on ImageNet, 2 on CIFAR, both BNs. SimCLR, BYOL, SwAV: hidden BN only.
+  MoCo v2: no BN. MoCo v3: both.
+  """
   dim: int = 2048
   hidden_dim: int = 2048
   num_layers: int = 3
+  hidden_bn: bool = True
+  last_bn: bool = True
 
   @nn.compact
   def __call__(self, x, train=False):
     for i in range(self.num_layers):
       last = i == self.num_layers - 1
-      x = nn.Dense(self.dim if last else self.hidden_dim, use_bias=False, name=f"fc{i}")(x)
-      x = _bn(train, affine=not last, name=f"bn{i}")(x)
+      norm = self.last_bn if last else self.hidden_bn
+      x = nn.Dense(self.dim if last else self.hidden_dim, use_bias=not norm, name=f"fc{i}")(x)
+      if norm:
+        x = _bn(train, affine=not last, name=f"bn{i}")(x)
       if not last:
         x = nn.relu(x)
     return x
@@ -39,3 +47,14 @@ class Predictor(nn.Module):
     x = nn.relu(_bn(train, name="bn0")(nn.Dense(self.hidden_dim, use_bias=False,
                                                  name="fc0")(x)))
     return nn.Dense(self.dim, name="fc1")(x).astype(jnp.float32)
+
+
+class Prototypes(nn.Module):
+  """SwAV's prototypes: [B, D] -> [B, K] scores <z / |z|, c_k>, a Linear layer without bias
+  (`kernel` [D, K]) whose columns the method keeps at unit norm after every update."""
+  num_prototypes: int = 3000
+
+  @nn.compact
+  def __call__(self, z):
+    z = z / jnp.maximum(jnp.linalg.norm(z, axis=-1, keepdims=True), 1e-12)
+    return nn.Dense(self.num_prototypes, use_bias=False, name="prototypes")(z)

@@ -1,0 +1,137 @@
+"""What the Siamese methods share: the network (backbone + projector [+ predictor]) and its
+BatchNorm statistics, momentum (EMA) target networks, l2 normalisation, the collapse monitor.
+
+A method's head config (`config.simsiam`, `config.byol`, ...) has `dim` (output width),
+`hidden_dim` (projector hidden width, default `dim`), `projector_layers`, optionally
+`projector_hidden_bn` / `projector_last_bn` (default True) and `predictor_hidden_dim` (None:
+no predictor). Parameters are `{"backbone", "projector"[, "predictor"]}`; BatchNorm statistics
+the same keys under `batch_stats`.
+"""
+import math
+
+import jax
+import jax.numpy as jnp
+
+from ssljax.models import heads, resnet, vit
+
+PARTS = ("backbone", "projector", "predictor")
+
+
+def build_backbone(config):
+  """ResNet (`model.variant` "resnet18"/"resnet50") or ViT ("B/16", ...) backbone."""
+  dtype = jnp.dtype(config.model.dtype)
+  if config.model.variant.startswith("resnet"):
+    return resnet.from_name(config.model.variant, width=config.model.resnet_width,
+                            cifar_stem=config.model.cifar_stem, dtype=dtype)
+  return vit.ViT(**vit.spec_from_config(config.model), dtype=dtype, remat=config.model.remat)
+
+
+def build_network(config, head):
+  """{"backbone", "projector"[, "predictor"]} modules for head config `head`."""
+  modules = {"backbone": build_backbone(config),
+             "projector": heads.Projector(head.dim, head.get("hidden_dim") or head.dim,
+                                          head.projector_layers,
+                                          head.get("projector_hidden_bn", True),
+                                          head.get("projector_last_bn", True))}
+  if head.get("predictor_hidden_dim"):
+    modules["predictor"] = heads.Predictor(head.dim, head.predictor_hidden_dim)
+  return modules
+
+
+def _mode(module, train):
+  """Call kwargs selecting train/eval mode (the ViT has no BatchNorm and no such flag)."""
+  return {} if isinstance(module, vit.ViT) else {"train": train}
+
+
+def _run(module, variables, x, train):
+  """`module.apply` in train or eval mode -> (output, batch stats after it, or None)."""
+  if train and "batch_stats" in variables:
+    out, updates = module.apply(variables, x, train=True, mutable=["batch_stats"])
+    return out, updates["batch_stats"]
+  return module.apply(variables, x, **_mode(module, train)), variables.get("batch_stats")
+
+
+def _variables(params, stats, name):
+  variables = {"params": params[name]}
+  if name in stats:
+    variables["batch_stats"] = stats[name]
+  return variables
+
+
+def backbone_features(backbone, variables, images, train):
+  """[B, D] features (the ResNet's pooled output, the ViT's cls token) and batch stats."""
+  (out, intermediates), stats = _run(backbone, variables, images, train)
+  return (out[:, 0] if isinstance(backbone, vit.ViT) else intermediates["pooled"]), stats
+
+
+def apply_network(modules, params, stats, images, train):
+  """Normalised images -> ({"backbone": [B, D], "z": [B, dim][, "p": [B, dim]]}, new stats).
+
+  Only the parts present in `params` run (a target network has no predictor).
+  """
+  new_stats = {}
+  features, backbone_stats = backbone_features(
+      modules["backbone"], _variables(params, stats, "backbone"), images, train)
+  if backbone_stats is not None:
+    new_stats["backbone"] = backbone_stats
+  outputs = {"backbone": features}
+  outputs["z"], new_stats["projector"] = _run(
+      modules["projector"], _variables(params, stats, "projector"), features, train)
+  if "predictor" in params and "predictor" in modules:
+    outputs["p"], new_stats["predictor"] = _run(
+        modules["predictor"], _variables(params, stats, "predictor"), outputs["z"], train)
+  new_stats = {k: v for k, v in new_stats.items() if v is not None}
+  return {k: v.astype(jnp.float32) for k, v in outputs.items()}, new_stats
+
+
+def init_network(config, modules, rng, image_shape):
+  """{"params": {part: ...}, "batch_stats": {part: ...}} for `modules`."""
+  keys = dict(zip(PARTS, jax.random.split(rng, 3)))
+  images = jnp.zeros((2,) + tuple(image_shape[1:]), jnp.float32)
+  backbone = modules["backbone"]
+  variables = {"backbone": backbone.init(keys["backbone"], images, **_mode(backbone, False))}
+  features, _ = backbone_features(backbone, variables["backbone"], images, False)
+  variables["projector"] = modules["projector"].init(keys["projector"], features)
+  if "predictor" in modules:
+    z = modules["projector"].apply(variables["projector"], features)
+    variables["predictor"] = modules["predictor"].init(keys["predictor"], z)
+  return {"params": {k: v["params"] for k, v in variables.items()},
+          "batch_stats": {k: v["batch_stats"] for k, v in variables.items()
+                          if "batch_stats" in v}}
+
+
+def encode(config, head, variables, images):
+  """uint8 [B, H, W, C] -> {"backbone": [B, D], "projection": [B, dim]} in eval mode."""
+  from ssljax.data import augment  # pylint: disable=g-import-not-at-top
+  x = augment.eval_view(images, config.input.image_size)
+  outputs, _ = apply_network(build_network(config, head), variables["params"],
+                             variables["batch_stats"], x, train=False)
+  return {"backbone": outputs["backbone"], "projection": outputs["z"]}
+
+
+def l2_normalize(x, axis=-1):
+  return x / jnp.maximum(jnp.linalg.norm(x, axis=axis, keepdims=True), 1e-12)
+
+
+def output_std(z):
+  """Collapse monitor: std over the batch of l2-normalised z, averaged over dimensions.
+  A collapsed encoder gives 0; a healthy one stays near 1 / sqrt(dim)."""
+  return jnp.mean(jnp.std(l2_normalize(z), axis=0))
+
+
+def ema(target, online, momentum):
+  """target <- momentum * target + (1 - momentum) * online, leaf by leaf."""
+  return jax.tree.map(lambda t, o: momentum * t + (1 - momentum) * o.astype(t.dtype),
+                      target, online)
+
+
+def cosine_momentum(base, step, total_steps):
+  """BYOL's schedule: 1 - (1 - base) * (cos(pi * step / total_steps) + 1) / 2, base -> 1."""
+  progress = jnp.minimum(step / max(total_steps, 1), 1.0)
+  return 1 - (1 - base) * (jnp.cos(math.pi * progress) + 1) / 2
+
+
+def target_init(variables, parts=("backbone", "projector")):
+  """A momentum target network starting as a copy of the online `parts`."""
+  return {"params": {k: variables["params"][k] for k in parts},
+          "batch_stats": {k: v for k, v in variables["batch_stats"].items() if k in parts}}

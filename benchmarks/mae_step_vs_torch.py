@@ -44,7 +44,7 @@ def jax_step_fn(config, batch_size):
   params = mae.init(config, jax.random.key(0), (1, 32, 32, 3))["params"]
   tx, lr = optim.make(config.optim, batch_size, total_steps=10**6, warmup_steps=0)
   state = train.TrainState.create(params, tx.init(params), {})
-  step = jax.jit(train.make_train_step(config, mae, tx, lr), donate_argnums=(0,))
+  step = jax.jit(train.make_train_step(config, mae, tx, lr, 10**6), donate_argnums=(0,))
   images = np.random.default_rng(0).integers(0, 256, (batch_size, 32, 32, 3), np.uint8)
   batch = {"image": jnp.asarray(images), "label": jnp.zeros((batch_size,), jnp.int32)}
   holder = [state]

@@ -17,29 +17,12 @@ from ssljax import config_lib, recipes
 
 
 def get_config(arg=None):
-  arg = config_lib.parse_arg(arg, runlocal=False, cpu=False, source="npz", epochs=800)
+  arg = recipes.cifar10_arg(arg)
   c = config_lib.base_config()
   recipes.simsiam_base(c)
-  recipes.cifar10_input(c, arg.source)
-  c.model.variant = "resnet18"
-  c.model.cifar_stem = True
   c.simsiam.projector_layers = 2
-  c.optim.blr = 0.03
-  c.optim.weight_decay = 5e-4
-  c.total_epochs = arg.epochs
-  c.log_every_steps = 20
-  c.checkpoint_every_steps = 500
-  c.evals.knn = config_lib.knn_eval_config(every_steps=980, feature="backbone", batch_size=512)
-  c.evals.knn.k, c.evals.knn.temperature = (200,), 0.1
   if arg.cpu:
-    c.model.resnet_width = 16
     c.simsiam.dim, c.simsiam.predictor_hidden_dim = 512, 128
-    c.input.batch_size = 256
-    c.total_epochs, c.total_steps = None, 800
-    c.evals.knn.every_steps = 200
-    c.evals.knn.max_train_examples, c.evals.knn.max_test_examples = 10000, 2000
-    c.evals.knn.random_init_baseline = True
-  if arg.runlocal:
-    recipes.simsiam_runlocal(c)
+  recipes.siamese_cifar10(c, arg)
   c.lock()
   return c

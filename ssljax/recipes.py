@@ -85,17 +85,88 @@ def simsiam_base(c):
   c.aug.grayscale_prob = 0.2
 
 
-def simsiam_runlocal(c):
-  """Seconds on a CPU: a narrow ResNet-18, small heads, a few steps on the embedded digits."""
+def siamese_runlocal(c):
+  """Seconds on a CPU: a narrow ResNet-18, small heads, a few steps on the embedded digits.
+
+  Works for every Siamese method: `c[c.method]` is its head config."""
   c.input.source, c.input.name, c.input.data_dir = "digits", "", None
   c.input.image_size, c.input.batch_size, c.input.num_threads = 32, 32, 2
   c.model.variant, c.model.resnet_width, c.model.cifar_stem = "resnet18", 8, True
-  c.simsiam.dim, c.simsiam.predictor_hidden_dim = 64, 16
+  head = c[c.method]
+  head.dim = 64
+  if "hidden_dim" in head:
+    head.hidden_dim = 64
+  if head.get("predictor_hidden_dim"):
+    head.predictor_hidden_dim = 16
+  if c.method == "moco" and head.version == 2:
+    head.queue_size = 64
+  if c.method == "swav":
+    head.num_prototypes, head.freeze_prototypes_steps, head.small_crop_size = 30, 2, 16
   c.total_epochs, c.total_steps = None, 4
   c.optim.warmup_epochs, c.optim.warmup_steps = None, 0
   c.log_every_steps, c.checkpoint_every_steps = 1, 2
   c.evals.knn = config_lib.knn_eval_config(every_steps=4, feature="backbone", batch_size=64,
                                            max_train_examples=512, max_test_examples=128)
+
+
+simsiam_runlocal = siamese_runlocal
+
+
+def siamese_imagenet(c, arg, *, batch_size, optimizer, blr, weight_decay, warmup_epochs=0.0,
+                     blur_prob=0.5):
+  """ImageNet-1k (TFDS imagenet2012) ResNet-50 pre-training for a Siamese method `c.method`
+  whose head is already in `c[c.method]`: the method's optimizer ("lars": biases and norms
+  without decay or trust-ratio scaling; "sgd"), lr = blr * batch / 256, warm-up then cosine,
+  the common augmentation (crops 0.08-1, flip, color jitter p=0.8, grayscale p=0.2, blur)."""
+  c.input.source, c.input.name = "tfds", "imagenet2012"
+  c.input.image_size, c.input.batch_size, c.input.num_threads = 224, batch_size, 32
+  c.model.variant = "resnet50"
+  c.optim.name, c.optim.blr, c.optim.weight_decay = optimizer, blr, weight_decay
+  c.optim.momentum = 0.9
+  c.optim.warmup_epochs, c.optim.warmup_steps = warmup_epochs, None
+  c.optim.wd_exclude = None
+  c.aug.crop_scale = (0.08, 1.0)
+  c.aug.color_jitter = (0.4, 0.4, 0.2, 0.1)
+  c.aug.color_jitter_prob, c.aug.grayscale_prob, c.aug.blur_prob = 0.8, 0.2, blur_prob
+  c.total_epochs = arg.epochs
+  c.log_every_steps, c.checkpoint_every_steps = 100, 2500
+  steps_per_epoch = 1281167 // batch_size
+  c.evals.knn = config_lib.knn_eval_config(every_steps=10 * steps_per_epoch,
+                                           test_split="validation", feature="backbone",
+                                           batch_size=1024)
+  if arg.runlocal:
+    siamese_runlocal(c)
+
+
+def siamese_cifar10(c, arg):
+  """CIFAR-10 ResNet-18 (CIFAR stem) for a Siamese method `c.method`: SimSiam's CIFAR recipe
+  (SGD momentum 0.9, blr 0.03, wd 5e-4, cosine, batch 512, 800 epochs; crops 0.2-1, flip,
+  color jitter p=0.8, grayscale p=0.2), kNN (k=200, t=0.1) on backbone features. `arg.cpu`:
+  width 16, batch 256, 800 steps, capped kNN with the random-init floor; `arg.runlocal`:
+  seconds on the embedded digits."""
+  cifar10_input(c, arg.source)
+  c.model.variant, c.model.cifar_stem = "resnet18", True
+  c.optim.name, c.optim.momentum, c.optim.blr, c.optim.weight_decay = "sgd", 0.9, 0.03, 5e-4
+  c.optim.wd_exclude, c.optim.decay_1d_params, c.optim.warmup_steps = None, True, 0
+  c.aug.color_jitter_prob, c.aug.grayscale_prob = 0.8, 0.2
+  c.total_epochs = arg.epochs
+  c.log_every_steps, c.checkpoint_every_steps = 20, 500
+  c.evals.knn = config_lib.knn_eval_config(every_steps=980, feature="backbone", batch_size=512)
+  c.evals.knn.k, c.evals.knn.temperature = (200,), 0.1
+  if arg.cpu:
+    c.model.resnet_width = 16
+    c.input.batch_size = 256
+    c.total_epochs, c.total_steps = None, 800
+    c.evals.knn.every_steps = 200
+    c.evals.knn.max_train_examples, c.evals.knn.max_test_examples = 10000, 2000
+    c.evals.knn.random_init_baseline = True
+  if arg.runlocal:
+    siamese_runlocal(c)
+
+
+def cifar10_arg(arg):
+  """The arguments of every Siamese CIFAR-10 config: runlocal, cpu, source, epochs."""
+  return config_lib.parse_arg(arg, runlocal=False, cpu=False, source="npz", epochs=800)
 
 
 def linear_probe(c, recipe, batch_size, paper_peak_lr=False):

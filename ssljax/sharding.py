@@ -33,9 +33,16 @@ def replicated(mesh):
   return NamedSharding(mesh, P())
 
 
-def state_shardings(abstract_state, mesh):
-  """Sharding for every leaf of a (possibly abstract) train state: replicated."""
-  return jax.tree.map(lambda _: replicated(mesh), abstract_state)
+def state_shardings(abstract_state, mesh, sharded_names=()):
+  """Sharding for every leaf of a (possibly abstract) train state: replicated, except leaves
+  whose last key is in `sharded_names` (a method's queues), split over the batch axis along
+  their first dimension when it divides evenly."""
+  def leaf_sharding(path, leaf):
+    name = str(getattr(path[-1], "key", getattr(path[-1], "name", ""))) if path else ""
+    if name in sharded_names and leaf.shape and leaf.shape[0] % mesh.devices.size == 0:
+      return NamedSharding(mesh, P(DATA_AXIS))
+    return replicated(mesh)
+  return jax.tree_util.tree_map_with_path(leaf_sharding, abstract_state)
 
 
 def check_batch_size(batch_size, mesh, field="input.batch_size"):

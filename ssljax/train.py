@@ -40,8 +40,12 @@ class TrainState:
                jnp.zeros((2,), jnp.int32))
 
 
-def make_train_step(config, method, tx, learning_rate):
-  """(state, batch) -> (state, metrics); the step key is fold_in(seed, step)."""
+def make_train_step(config, method, tx, learning_rate, total_steps):
+  """(state, batch) -> (state, metrics); the step key is fold_in(seed, step).
+
+  A method's optional `after_update(config, params, model_state, step, total_steps)` returns
+  `(params, model_state)` after the optimizer's update (EMA targets, re-normalised prototypes).
+  """
   base_key = jax.random.key(config.seed)
   objective = (online_probe.wrap_loss(config, method) if online_probe.enabled(config)
                else method.loss)
@@ -54,7 +58,8 @@ def make_train_step(config, method, tx, learning_rate):
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     if hasattr(method, "after_update"):
-      model_state = method.after_update(config, params, model_state, state.step)
+      params, model_state = method.after_update(config, params, model_state, state.step,
+                                                total_steps)
     (params, opt_state, model_state), skipped, grad_norm = nonfinite.guard_update(
         loss, grads, (params, opt_state, model_state),
         (state.params, state.opt_state, state.model_state), state.skipped_steps)
@@ -90,6 +95,8 @@ def train_and_evaluate(config, workdir, *, devices=None):
   start_time = time.time()
   config_lib.validate(config)
   method = methods.get(config.method)
+  if hasattr(method, "validate"):
+    method.validate(config)
   _check_writable(workdir)
   writer = metrics.Writer(workdir)
 
@@ -124,7 +131,8 @@ def train_and_evaluate(config, workdir, *, devices=None):
 
   init_key = jax.random.fold_in(jax.random.key(config.seed), -1 % 2**31)
   abstract_state = jax.eval_shape(init_state, init_key)
-  state_shardings = sharding.state_shardings(abstract_state, mesh)
+  state_shardings = sharding.state_shardings(abstract_state, mesh,
+                                             getattr(method, "SHARDED_STATE", ()))
   init_fn = jax.jit(init_state, out_shardings=state_shardings)
   num_params = sum(np.prod(x.shape) for x in jax.tree.leaves(abstract_state.params))
   log.info("method %s, %.2fM parameters, mesh %s", config.method, num_params / 1e6,
@@ -132,7 +140,7 @@ def train_and_evaluate(config, workdir, *, devices=None):
 
   # ----------------------------------------------------------------- step
   train_step = jax.jit(
-      make_train_step(config, method, tx, learning_rate),
+      make_train_step(config, method, tx, learning_rate, total_steps),
       in_shardings=(state_shardings, batch_sharding),
       out_shardings=(state_shardings, sharding.replicated(mesh)),
       donate_argnums=(0,))

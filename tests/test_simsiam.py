@@ -96,7 +96,7 @@ def test_predictor_fixed_at_random_init_never_moves(frozen):
   params = variables.pop("params")
   tx, lr = optim.make(config.optim, 32, total_steps=10, warmup_steps=0)
   state = train.TrainState.create(params, tx.init(params), variables)
-  step = jax.jit(train.make_train_step(config, simsiam, tx, lr))
+  step = jax.jit(train.make_train_step(config, simsiam, tx, lr, total_steps=10))
   images = np.random.default_rng(0).integers(0, 256, (32, 32, 32, 3), np.uint8)
   for _ in range(2):
     state, _ = step(state, {"image": images, "label": np.zeros(32, np.int32)})

@@ -184,10 +184,17 @@ def siamese_views(rng, images, size, aug):
   (`aug.crop_scale`), flip, color jitter (`aug.color_jitter` with prob `aug.color_jitter_prob`),
   grayscale (`aug.grayscale_prob`), Gaussian blur (`aug.blur_prob`), normalisation.
   """
+  return tuple(augmented_views(rng, images, size, aug, 2))
+
+
+def augmented_views(rng, images, size, aug, count, crop_scale=None):
+  """`count` independent views [B, size, size, 3] of each image, as `siamese_views`, with
+  `crop_scale` replacing `aug.crop_scale` (SwAV's small multi-crops)."""
+  scale = tuple(crop_scale or aug.crop_scale)
+
   def one(key, image):
     geo_key, jitter_key, gray_key, blur_key = jax.random.split(key, 4)
-    image = crop_flip(geo_key, image, size, crop_scale=aug.crop_scale, flip=aug.flip,
-                      crop=aug.crop)
+    image = crop_flip(geo_key, image, size, crop_scale=scale, flip=aug.flip, crop=aug.crop)
     image = _maybe(jitter_key, aug.color_jitter_prob,
                    lambda k, x: color_jitter(k, x, tuple(aug.color_jitter)), image)
     image = _maybe(gray_key, aug.grayscale_prob, lambda _, x: grayscale(x), image)
@@ -195,6 +202,5 @@ def siamese_views(rng, images, size, aug):
     return standardize(image)
 
   x = images.astype(jnp.float32) / 255.0
-  key1, key2 = jax.random.split(rng)
-  views = [jax.vmap(one)(jax.random.split(k, images.shape[0]), x) for k in (key1, key2)]
-  return views[0], views[1]
+  return [jax.vmap(one)(jax.random.split(k, images.shape[0]), x)
+          for k in jax.random.split(rng, count)]

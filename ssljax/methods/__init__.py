@@ -4,13 +4,18 @@ A method module provides
   init(config, rng, image_shape) -> variables            # {"params": ..., other collections}
   loss(config, params, state, batch, rng) -> loss, (new_state, metrics)
   encode(config, variables, images) -> {name: [B, D]}    # features for evaluators
-and optionally `reconstruct` (figures) and `after_update` (EMA/queue updates).
+and optionally
+  after_update(config, params, model_state, step, total_steps) -> params, model_state
+                                                         # EMA targets, prototypes
+  validate(config)                                       # raises ConfigError
+  SHARDED_STATE = ("queue",)   # model_state leaves sharded over the batch axis, not replicated
+  reconstruct(config, variables, images, rng)            # figures
 """
 import importlib
 
 from ssljax.errors import ConfigError
 
-KNOWN = ("mae", "simsiam")
+KNOWN = ("mae", "simsiam", "simclr", "moco", "byol", "swav")
 
 
 def get(name):

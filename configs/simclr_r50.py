@@ -1,0 +1,26 @@
+"""SimCLR ResNet-50 on ImageNet-1k (Chen et al., ICML 2020), the paper's settings.
+
+  python -m ssljax.main --config=configs/simclr_r50.py --workdir=gs://BUCKET/simclr_r50
+  python -m ssljax.main --config=configs/simclr_r50.py:runlocal --workdir=/tmp/simclr_local
+
+Batch 4096, LARS lr 0.3 x 4096 / 256 = 4.8, wd 1e-6, 10 warm-up epochs, cosine; NT-Xent over
+the global batch at temperature 0.1; projection 2048 -> 128 (BN on the hidden layer); crops
+0.08-1, flip, color jitter strength 1.0 (0.8, 0.8, 0.8, 0.2) p=0.8, grayscale p=0.2, blur p=0.5.
+Hardware: the paper used 128 TPU v3 cores. Linear accuracy: 69.3 at 1000 epochs (paper,
+Table 6); the seed's comparison (SimSiam paper, Table 4) gives 66.5 / 68.3 / 69.8 / 70.4 at
+100 / 200 / 400 / 800 epochs. Needs TFDS imagenet2012 as array_record.
+"""
+from ssljax import config_lib, recipes
+from ssljax.methods import simclr
+
+
+def get_config(arg=None):
+  arg = config_lib.parse_arg(arg, runlocal=False, epochs=100)
+  c = config_lib.base_config()
+  c.method, c.simclr = "simclr", simclr.default_config()
+  recipes.siamese_imagenet(c, arg, batch_size=4096, optimizer="lars", blr=0.3,
+                           weight_decay=1e-6, warmup_epochs=10)
+  if not arg.runlocal:
+    c.aug.color_jitter = (0.8, 0.8, 0.8, 0.2)
+  c.lock()
+  return c

@@ -1,0 +1,127 @@
+"""MoCo v2 (Chen et al. 2020) and MoCo v3 (Chen, Xie & He, ICCV 2021) as pure functions.
+
+Both have a momentum (EMA) key encoder in `model_state["target"]`.
+v2: queries q = normalised projections of view 1, keys k of view 2 from the key encoder; the
+    InfoNCE loss contrasts each q with its k against a queue of `moco.queue_size` earlier keys
+    (`model_state["queue"]` [K, dim], sharded over the batch axis, checkpointed); the global
+    batch's keys then replace the oldest K entries (FIFO). Constant momentum (0.999).
+v3: no queue; an online predictor; the other examples of the global batch are the negatives;
+    symmetric loss ctr(q1, k2) + ctr(q2, k1) with ctr scaled by 2t; momentum from
+    `moco.momentum` (0.99) to 1 on a cosine schedule; ResNet or ViT backbones.
+BatchNorm is global over the sharded batch (SyncBN; MoCo v2's shuffle BN is not needed).
+"""
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from ssljax.data import augment
+from ssljax.errors import ConfigError
+from ssljax.methods import siamese
+
+SHARDED_STATE = ("queue",)
+
+
+def info_nce(q, k, negatives, temperature):
+  """q, k [N, d] (normalised), negatives [K, d] -> mean -log softmax([q.k, q.negatives] / t)[0]."""
+  positive = jnp.sum(q * k, axis=-1, keepdims=True)
+  logits = jnp.concatenate([positive, q @ negatives.T], axis=1) / temperature
+  return jnp.mean(jax.nn.logsumexp(logits, axis=1) - logits[:, 0])
+
+
+def in_batch_contrastive(q, k, temperature):
+  """MoCo v3's ctr: q, k [N, d] -> cross-entropy of q_i against all k with k_i the positive,
+  times 2t (the paper's scaling)."""
+  logits = siamese.l2_normalize(q) @ siamese.l2_normalize(k).T / temperature
+  labels = jnp.arange(q.shape[0])
+  log_prob = logits - jax.nn.logsumexp(logits, axis=1, keepdims=True)
+  return -jnp.mean(jnp.take_along_axis(log_prob, labels[:, None], axis=1)) * 2 * temperature
+
+
+def enqueue(queue, pointer, keys):
+  """FIFO: `keys` [N, d] overwrite queue[pointer:pointer + N]; returns (queue, new pointer)."""
+  queue = jax.lax.dynamic_update_slice(queue, keys.astype(queue.dtype), (pointer, 0))
+  return queue, (pointer + keys.shape[0]) % queue.shape[0]
+
+
+def validate(config):
+  c = config.moco
+  if c.version not in (2, 3):
+    raise ConfigError(f"moco.version={c.version} is unknown: use 2 or 3")
+  if c.version == 2 and c.queue_size % config.input.batch_size:
+    raise ConfigError(f"moco.queue_size={c.queue_size} is not a multiple of "
+                      f"input.batch_size={config.input.batch_size}: the queue takes whole "
+                      "batches of keys; use a multiple")
+
+
+def init(config, rng, image_shape):
+  """Online network, key encoder (a copy), and for v2 a queue of random unit keys."""
+  net_key, queue_key = jax.random.split(rng)
+  variables = siamese.init_network(config, siamese.build_network(config, config.moco),
+                                   net_key, image_shape)
+  variables["target"] = siamese.target_init(variables)
+  if config.moco.version == 2:
+    variables["queue"] = siamese.l2_normalize(
+        jax.random.normal(queue_key, (config.moco.queue_size, config.moco.dim)))
+    variables["queue_pointer"] = jnp.zeros((), jnp.int32)
+  return variables
+
+
+def _keys(config, target, views):
+  """Key-encoder projections, normalised, without gradient; the key encoder's batch stats."""
+  modules = siamese.build_network(config, config.moco)
+  keys, stats = [], target["batch_stats"]
+  for x in views:
+    out, stats = siamese.apply_network(modules, target["params"], stats, x, train=True)
+    keys.append(jax.lax.stop_gradient(siamese.l2_normalize(out["z"])))
+  return keys, dict(target, batch_stats=stats)
+
+
+def loss(config, params, state, batch, rng):
+  """uint8 batch["image"] -> (loss, (model state, metrics))."""
+  c = config.moco
+  x1, x2 = augment.siamese_views(rng, batch["image"], config.input.image_size, config.aug)
+  modules = siamese.build_network(config, c)
+  out1, stats = siamese.apply_network(modules, params, state["batch_stats"], x1, train=True)
+  new_state = dict(state)
+  if c.version == 2:
+    (k2,), new_state["target"] = _keys(config, state["target"], (x2,))
+    q1 = siamese.l2_normalize(out1["z"])
+    value = info_nce(q1, k2, jax.lax.stop_gradient(state["queue"]), c.temperature)
+    new_state["queue"], new_state["queue_pointer"] = enqueue(state["queue"],
+                                                             state["queue_pointer"], k2)
+  else:
+    out2, stats = siamese.apply_network(modules, params, stats, x2, train=True)
+    (k1, k2), new_state["target"] = _keys(config, state["target"], (x1, x2))
+    value = (in_batch_contrastive(out1["p"], k2, c.temperature)
+             + in_batch_contrastive(out2["p"], k1, c.temperature))
+  new_state["batch_stats"] = stats
+  return value, (new_state, {"loss": value, "output_std": siamese.output_std(out1["z"])})
+
+
+def after_update(config, params, model_state, step, total_steps):
+  """Key encoder <- EMA of the online backbone and projector (v3: cosine momentum)."""
+  c = config.moco
+  momentum = (siamese.cosine_momentum(c.momentum, step, total_steps) if c.version == 3
+              else c.momentum)
+  online = {k: params[k] for k in model_state["target"]["params"]}
+  target = dict(model_state["target"],
+                params=siamese.ema(model_state["target"]["params"], online, momentum))
+  return params, dict(model_state, target=target)
+
+
+def encode(config, variables, images):
+  return siamese.encode(config, config.moco, variables, images)
+
+
+def default_config(version=2):
+  """`config.moco`: v2's MLP head (2048 -> 128, no BN), t 0.2, m 0.999, K 65536; v3's
+  heads (4096 hidden, 256 out, BN, predictor), t 1.0 (ResNet; 0.2 for ViT), m 0.99."""
+  if version == 2:
+    return ml_collections.ConfigDict(dict(
+        version=2, dim=128, hidden_dim=2048, projector_layers=2, projector_hidden_bn=False,
+        projector_last_bn=False, predictor_hidden_dim=None, temperature=0.2, momentum=0.999,
+        queue_size=65536))
+  return ml_collections.ConfigDict(dict(
+      version=3, dim=256, hidden_dim=4096, projector_layers=2, projector_hidden_bn=True,
+      projector_last_bn=True, predictor_hidden_dim=4096, temperature=1.0, momentum=0.99,
+      queue_size=0))

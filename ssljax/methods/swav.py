@@ -1,0 +1,125 @@
+"""SwAV (Caron et al., NeurIPS 2020) as pure functions.
+
+Each view's projection z (l2-normalised) is scored against K prototypes (unit vectors,
+`params["prototypes"]`). Codes q are computed from the scores of the large crops by
+Sinkhorn-Knopp over the global batch (equal share of the batch per prototype), and each crop
+predicts the codes of the other large crops: the swapped prediction loss
+-sum_k q_k log softmax(scores / t)_k. Optional multi-crop: `swav.num_small_crops` extra views at
+`swav.small_crop_size` from scale `swav.small_crop_scale` (codes only from the 2 large crops).
+The prototypes get no gradient for the first `swav.freeze_prototypes_steps` steps (the paper:
+one epoch) and are re-normalised after every update. No negatives, no momentum encoder.
+"""
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from ssljax.data import augment
+from ssljax.methods import siamese
+from ssljax.models import heads
+
+
+def sinkhorn(scores, epsilon, iterations):
+  """scores [B, K] -> codes [B, K]: each row sums to 1, each column to about B / K.
+
+  Q = exp(scores / epsilon), then alternately normalised over prototypes and examples
+  (Sinkhorn-Knopp). The sums over the batch are over the global batch under a sharded jit.
+  """
+  q = jnp.exp((scores - jnp.max(scores)) / epsilon).astype(jnp.float32)
+  q = q / jnp.sum(q)
+  b, k = q.shape
+  for _ in range(iterations):
+    q = q / jnp.sum(q, axis=0, keepdims=True) / k  # every prototype: total mass 1 / K
+    q = q / jnp.sum(q, axis=1, keepdims=True) / b  # every example: total mass 1 / B
+  return q * b
+
+
+def swapped_prediction(scores, codes, temperature):
+  """scores: per crop [B, K]; codes: per large crop [B, K] -> the mean over (code, other crop)
+  pairs of -sum_k q_k log softmax(scores / t)_k."""
+  total, pairs = 0.0, 0
+  for i, q in enumerate(codes):
+    for v, s in enumerate(scores):
+      if v != i:
+        log_p = jax.nn.log_softmax(s / temperature, axis=1)
+        total += -jnp.mean(jnp.sum(q * log_p, axis=1))
+        pairs += 1
+  return total / pairs
+
+
+def _prototypes(config):
+  return heads.Prototypes(config.swav.num_prototypes)
+
+
+def init(config, rng, image_shape):
+  """Network variables plus unit-norm prototypes; `model_state["prototypes_frozen"]` (1.0
+  while they get no gradient)."""
+  net_key, proto_key = jax.random.split(rng)
+  variables = siamese.init_network(config, siamese.build_network(config, config.swav),
+                                   net_key, image_shape)
+  prototypes = _prototypes(config).init(proto_key, jnp.zeros((1, config.swav.dim)))["params"]
+  variables["params"]["prototypes"] = _normalize_prototypes(prototypes)
+  frozen = config.swav.freeze_prototypes_steps > 0
+  variables["prototypes_frozen"] = jnp.asarray(float(frozen), jnp.float32)
+  return variables
+
+
+def _normalize_prototypes(prototypes):
+  """Each prototype (a column of the [D, K] kernel) at unit norm."""
+  return jax.tree.map(lambda w: siamese.l2_normalize(w, axis=0), prototypes)
+
+
+def _crops(config, rng, images):
+  """[large crop 1, large crop 2, small crops...] as normalised images."""
+  c = config.swav
+  large_key, small_key = jax.random.split(rng)
+  crops = augment.augmented_views(large_key, images, config.input.image_size, config.aug, 2)
+  if c.num_small_crops:
+    crops += augment.augmented_views(small_key, images, c.small_crop_size, config.aug,
+                                     c.num_small_crops, crop_scale=c.small_crop_scale)
+  return crops
+
+
+def loss(config, params, state, batch, rng):
+  """uint8 batch["image"] -> (loss, (model state, metrics))."""
+  c = config.swav
+  modules = siamese.build_network(config, c)
+  crops = _crops(config, rng, batch["image"])
+  frozen = state["prototypes_frozen"] > 0
+  prototypes = jax.tree.map(lambda w: jnp.where(frozen, jax.lax.stop_gradient(w), w),
+                            params["prototypes"])
+  stats, scores, zs = state["batch_stats"], [], []
+  # Crops of one resolution go through the network together (one BatchNorm batch each).
+  groups = [crops[:2]] + ([crops[2:]] if len(crops) > 2 else [])
+  for group in groups:
+    out, stats = siamese.apply_network(modules, params, stats, jnp.concatenate(group), True)
+    s = _prototypes(config).apply({"params": prototypes}, out["z"])
+    scores += jnp.split(s, len(group))
+    zs.append(out["z"])
+  codes = [jax.lax.stop_gradient(sinkhorn(s, c.epsilon, c.sinkhorn_iterations))
+           for s in scores[:2]]
+  value = swapped_prediction(scores, codes, c.temperature)
+  metrics = {"loss": value, "output_std": siamese.output_std(zs[0]),
+             "code_entropy": -jnp.mean(jnp.sum(codes[0] * jnp.log(codes[0] + 1e-12), axis=1))}
+  return value, (dict(state, batch_stats=stats), metrics)
+
+
+def after_update(config, params, model_state, step, total_steps):
+  """Prototypes back to unit norm; frozen until step `freeze_prototypes_steps`."""
+  del total_steps
+  params = dict(params, prototypes=_normalize_prototypes(params["prototypes"]))
+  frozen = (step + 1 < config.swav.freeze_prototypes_steps).astype(jnp.float32)
+  return params, dict(model_state, prototypes_frozen=frozen)
+
+
+def encode(config, variables, images):
+  return siamese.encode(config, config.swav, variables, images)
+
+
+def default_config():
+  """`config.swav`: the paper's head (2048 -> 128, hidden BN), 3000 prototypes, t 0.1,
+  Sinkhorn epsilon 0.05 with 3 iterations, multi-crop off (the paper: 6 x 96px, 0.05-0.14)."""
+  return ml_collections.ConfigDict(dict(
+      dim=128, hidden_dim=2048, projector_layers=2, projector_hidden_bn=True,
+      projector_last_bn=False, num_prototypes=3000, temperature=0.1, epsilon=0.05,
+      sinkhorn_iterations=3, freeze_prototypes_steps=0, num_small_crops=0,
+      small_crop_size=96, small_crop_scale=(0.05, 0.14)))

@@ -2,7 +2,7 @@
 
   python scripts/bad_input_catalogue.py > /tmp/catalogue.md
 
-Every case starts from `configs/demo.py:runlocal` (evaluation cases: `configs/probe_demo.py`)
+Every case starts from `configs/demo.py:runlocal` (or the config the case names)
 on 8 (fake CPU) devices, breaks one thing, and calls the trainer; the error is what `python -m ssljax.main` prints after "ssljax: error: "
 (exit status 2, no traceback unless --verbose). tests/test_bad_input.py runs the same cases and
 checks that each message is one line naming the field or path, the bad value and a fix.
@@ -149,6 +149,10 @@ CASES = [
      ["simsiam", "protocol=linear_probe or knn"], "finetune_demo:runlocal"),
     ("finetune_baseline", "fine-tuning the pixels baseline", _set(baseline="pixels"),
      ["baseline", "'pixels'", "random_init"], "finetune_demo:runlocal"),
+    ("moco_queue", "MoCo queue not a multiple of the batch", _set(moco__queue_size=100),
+     ["moco.queue_size=100", "input.batch_size=32", "multiple"], "moco_v2_cifar10:runlocal"),
+    ("moco_version", "unknown MoCo version", _set(moco__version=4),
+     ["moco.version=4", "2 or 3"], "moco_v2_cifar10:runlocal"),
 ]
 
 

@@ -3,7 +3,8 @@
 Which parts of a method's variables have a PyTorch layout (`model_parts`):
   mae      encoder (required) and decoder (optional: the official `mae_pretrain_vit_*.pth`
            files hold the encoder only; `mae_visualize_vit_large.pth` has the decoder too)
-  simsiam  backbone: torchvision ResNet, or a timm ViT
+  simsiam, simclr, moco, byol, swav
+           backbone: torchvision ResNet, or a timm ViT (MoCo v3)
 Parts a file lacks keep their random init (reported); file keys nothing reads (a classifier
 `fc`/`head`, SimSiam's projector in `fc`) are reported as ignored.
 
@@ -27,7 +28,10 @@ from ssljax.models import posemb, vit
 
 # The official files' wrapper key (MAE's main_finetune reads checkpoint["model"]); ResNets are
 # written as a plain torchvision state dict.
-WRAPPER_KEY = {"mae": "model", "simsiam": None}
+WRAPPER_KEY = {"mae": "model"}
+# Methods whose encoder is `params["backbone"]` (+ its BatchNorm statistics): only the backbone
+# is converted (heads, targets, queues and prototypes have no common PyTorch layout).
+SIAMESE = ("simsiam", "simclr", "moco", "byol", "swav")
 
 
 def model_parts(config):
@@ -37,11 +41,11 @@ def model_parts(config):
       raise UserError("mae.encoder_mask_tokens=True (the BERT-style variant) has no PyTorch "
                       "layout: convert models with mae.encoder_mask_tokens=False")
     return [("encoder", layouts.vit_key, True), ("decoder", layouts.vit_key, False)]
-  if config.method == "simsiam":
+  if config.method in SIAMESE:
     is_resnet = config.model.variant.startswith("resnet")
     return [("backbone", layouts.resnet_key if is_resnet else layouts.vit_key, True)]
   raise UserError(f"config.method={config.method!r} has no PyTorch layout: convert supports "
-                  "mae and simsiam checkpoints")
+                  f"mae and {', '.join(SIAMESE)} checkpoints")
 
 
 def _pos_embed_key(part):
@@ -177,5 +181,5 @@ def export_checkpoint(init_from, output, image_size=None):
       state_dict[_pos_embed_key(name)] = fixed_pos_embed(token.shape[-1], grid)
   for key in [k for k in state_dict if k.endswith(".running_mean")]:
     state_dict[key.replace("running_mean", "num_batches_tracked")] = np.zeros((), np.int64)
-  torch_files.write(output, state_dict, WRAPPER_KEY[config.method])
+  torch_files.write(output, state_dict, WRAPPER_KEY.get(config.method))
   return {"output": os.path.abspath(output), "keys": len(state_dict), "step_dir": step_dir}

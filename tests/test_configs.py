@@ -39,6 +39,33 @@ def test_paper_settings_of_the_imagenet_recipes():
   assert load_config("mae_vitl", "epochs=1600").total_epochs == 1600
 
 
+def test_paper_settings_of_the_siamese_imagenet_recipes():
+  # config: (batch, optimizer, peak lr, weight decay, warm-up epochs, method fields)
+  papers = {
+      "simclr_r50": (4096, "lars", 4.8, 1e-6, 10, dict(temperature=0.1, dim=128)),
+      "moco_v2_r50": (256, "sgd", 0.03, 1e-4, 0, dict(version=2, temperature=0.2,
+                                                      momentum=0.999, queue_size=65536)),
+      "moco_v3_r50": (4096, "lars", 9.6, 1e-6, 10, dict(version=3, temperature=1.0,
+                                                        momentum=0.99, dim=256)),
+      "moco_v3_vitb": (4096, "adamw", 2.4e-3, 0.1, 40, dict(version=3, temperature=0.2)),
+      "byol_r50": (4096, "lars", 3.2, 1.5e-6, 10, dict(momentum=0.996, dim=256,
+                                                       hidden_dim=4096)),
+      "swav_r50": (4096, "lars", 4.8, 1e-6, 0, dict(num_prototypes=3000, temperature=0.1,
+                                                    epsilon=0.05, sinkhorn_iterations=3,
+                                                    num_small_crops=6,
+                                                    freeze_prototypes_steps=312)),
+  }
+  from ssljax import optim  # pylint: disable=g-import-not-at-top
+  for name, (batch, optimizer, peak, wd, warmup, fields) in papers.items():
+    c = load_config(name)
+    assert c.input.batch_size == batch and c.optim.name == optimizer, name
+    assert optim.peak_learning_rate(c.optim, batch) == pytest.approx(peak), name
+    assert (c.optim.weight_decay, c.optim.warmup_epochs or 0) == (wd, warmup), name
+    for field, value in fields.items():
+      assert c[c.method][field] == value, (name, field)
+  assert load_config("moco_v3_vitb").optim.frozen_regex == "^backbone/patch_embed/"
+
+
 def test_config_arguments_are_parsed_and_checked():
   arg = config_lib.parse_arg("runlocal,epochs=1600", runlocal=False, epochs=800)
   assert arg.runlocal is True and arg.epochs == 1600

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ssljax import (checkpoint, config_lib, distributed, methods, metrics, nonfinite,
+from ssljax import (checkpoint, config_lib, distributed, flops, methods, metrics, nonfinite,
                     online_probe, optim, preemption, sharding)
 from ssljax import evals as evals_lib
 from ssljax.data import pipeline, sources
@@ -135,8 +135,9 @@ def train_and_evaluate(config, workdir, *, devices=None):
                                              getattr(method, "SHARDED_STATE", ()))
   init_fn = jax.jit(init_state, out_shardings=state_shardings)
   num_params = sum(np.prod(x.shape) for x in jax.tree.leaves(abstract_state.params))
-  log.info("method %s, %.2fM parameters, mesh %s", config.method, num_params / 1e6,
-           dict(mesh.shape))
+  step_flops = method.flops_per_example(config) if hasattr(method, "flops_per_example") else 0
+  log.info("method %s, %.2fM parameters, %.3g GFLOP per example per step, mesh %s",
+           config.method, num_params / 1e6, step_flops / 1e9, dict(mesh.shape))
 
   # ----------------------------------------------------------------- step
   train_step = jax.jit(
@@ -214,6 +215,13 @@ def train_and_evaluate(config, workdir, *, devices=None):
               values["skipped_images"] = len(source.skipped_files)
             if step > first_step + 1:
               line, values["img_per_s"] = progress.line(step, {"loss": last_loss})
+              if step_flops:
+                values["tflops_per_s"], utilisation = flops.mfu(
+                    values["img_per_s"], step_flops, list(mesh.devices.flat))
+                line += f" TFLOP/s {values['tflops_per_s']:.3g}"
+                if utilisation is not None:
+                  values["mfu"] = utilisation
+                  line += f" MFU {utilisation:.1%}"
               log.info(line)
             writer.scalars(step, values)
         if will_save:

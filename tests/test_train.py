@@ -31,6 +31,11 @@ def test_runlocal_writes_metrics_checkpoints_and_figure(tmp_path):
   assert any(f.startswith("events.out.tfevents") for f in os.listdir(tmp_path / "tensorboard"))
   records = metrics.read_jsonl(tmp_path / "metrics.jsonl")
   assert any("learning_rate" in r and "grad_norm" in r for r in records)
+  # achieved model TFLOP/s = img/s x the method's analytic FLOPs (no MFU: CPUs have no peak)
+  from ssljax.methods import mae  # pylint: disable=g-import-not-at-top
+  rated = [r for r in records if "img_per_s" in r]
+  assert rated and all(r["tflops_per_s"] == pytest.approx(
+      r["img_per_s"] * mae.flops_per_example(config) / 1e12) and "mfu" not in r for r in rated)
 
 
 def test_resumed_run_reproduces_the_uninterrupted_loss_curve(tmp_path):

@@ -63,6 +63,14 @@ def encode(config, variables, images):
   return siamese.encode(config, config.byol, variables, images)
 
 
+def flops_per_example(config):
+  """Two views through the online network (forward and backward), two through the target
+  (forward only)."""
+  size = config.input.image_size
+  return (2 * 3 * siamese.network_forward_flops(config, config.byol, size)
+          + 2 * siamese.network_forward_flops(config, config.byol, size, predictor=False))
+
+
 def default_config():
   """`config.byol`: the paper's heads (4096 hidden, 256 out, BN on hidden layers only) and
   base momentum 0.996."""

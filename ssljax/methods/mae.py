@@ -176,6 +176,21 @@ def reconstruct(config, variables, images, rng, noise=None, mask_ratio=None):
   }
 
 
+def flops_per_example(config):
+  """Training FLOPs per image: 3 x (encoder on the cls token + kept patches, decoder on all)."""
+  from ssljax import flops  # pylint: disable=g-import-not-at-top
+  spec = vit.spec_from_config(config.model)
+  length = num_patches(config)
+  kept = length if config.mae.encoder_mask_tokens else int(length * (1 - config.mae.mask_ratio))
+  c = config.mae
+  decoder = (flops.dense(spec["width"], c.decoder_width, 1 + kept)
+             + flops.transformer_blocks(1 + length, c.decoder_width,
+                                        int(c.decoder_width * c.decoder_mlp_ratio),
+                                        c.decoder_depth)
+             + flops.dense(c.decoder_width, spec["patch_size"] ** 2 * 3, 1 + length))
+  return 3 * (flops.vit_forward(spec, config.input.image_size, kept_patches=kept) + decoder)
+
+
 def default_config():
   """`config.mae` with the paper's defaults (ViT-L recipe): 75% masking, 8 x 512 decoder."""
   return ml_collections.ConfigDict(dict(

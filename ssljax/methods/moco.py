@@ -113,6 +113,16 @@ def encode(config, variables, images):
   return siamese.encode(config, config.moco, variables, images)
 
 
+def flops_per_example(config):
+  """v2: one view through the query encoder (forward and backward) and one through the key
+  encoder (forward), plus the queue logits; v3: both views through both."""
+  c, size = config.moco, config.input.image_size
+  views = 1 if c.version == 2 else 2
+  total = (views * 3 * siamese.network_forward_flops(config, c, size)
+           + views * siamese.network_forward_flops(config, c, size, predictor=False))
+  return total + (3 * 2 * c.dim * c.queue_size if c.version == 2 else 0)
+
+
 def default_config(version=2):
   """`config.moco`: v2's MLP head (2048 -> 128, no BN), t 0.2, m 0.999, K 65536; v3's
   heads (4096 hidden, 256 out, BN, predictor), t 1.0 (ResNet; 0.2 for ViT), m 0.99."""

@@ -135,3 +135,23 @@ def target_init(variables, parts=("backbone", "projector")):
   """A momentum target network starting as a copy of the online `parts`."""
   return {"params": {k: variables["params"][k] for k in parts},
           "batch_stats": {k: v for k, v in variables["batch_stats"].items() if k in parts}}
+
+
+def network_forward_flops(config, head, image_size, predictor=True):
+  """Forward FLOPs of one image through backbone, projector and (if `predictor`) predictor."""
+  from ssljax import flops  # pylint: disable=g-import-not-at-top
+  variant = config.model.variant
+  if variant.startswith("resnet"):
+    total = flops.resnet_forward(variant, image_size, config.model.resnet_width,
+                                 config.model.cifar_stem)
+    features = config.model.resnet_width * 8 * (
+        4 if resnet.DEPTHS[variant][0] == "bottleneck" else 1)
+  else:
+    spec = vit.spec_from_config(config.model)
+    total, features = flops.vit_forward(spec, image_size), spec["width"]
+  hidden = head.get("hidden_dim") or head.dim
+  widths = [features] + [hidden] * (head.projector_layers - 1) + [head.dim]
+  total += sum(flops.dense(a, b) for a, b in zip(widths, widths[1:]))
+  if predictor and head.get("predictor_hidden_dim"):
+    total += flops.dense(head.dim, head.predictor_hidden_dim) * 2
+  return total

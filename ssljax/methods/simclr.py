@@ -49,6 +49,11 @@ def encode(config, variables, images):
   return siamese.encode(config, config.simclr, variables, images)
 
 
+def flops_per_example(config):
+  """Two views, each forward and backward through backbone and projector."""
+  return 2 * 3 * siamese.network_forward_flops(config, config.simclr, config.input.image_size)
+
+
 def default_config():
   """`config.simclr`: the paper's head (2048 -> 128, BN on the hidden layer), t = 0.1."""
   return ml_collections.ConfigDict(dict(

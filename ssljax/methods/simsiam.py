@@ -58,6 +58,11 @@ def encode(config, variables, images):
   return siamese.encode(config, config.simsiam, variables, images)
 
 
+def flops_per_example(config):
+  """Two views, each forward and backward through backbone, projector and predictor."""
+  return 2 * 3 * siamese.network_forward_flops(config, config.simsiam, config.input.image_size)
+
+
 def default_config():
   """`config.simsiam`: the paper's heads (2048-d output, 512-d predictor bottleneck)."""
   return ml_collections.ConfigDict(dict(

@@ -115,6 +115,15 @@ def encode(config, variables, images):
   return siamese.encode(config, config.swav, variables, images)
 
 
+def flops_per_example(config):
+  """Every crop forward and backward through backbone, projector and prototypes."""
+  c = config.swav
+  per_crop = lambda size: (siamese.network_forward_flops(config, c, size)
+                           + 2 * c.dim * c.num_prototypes)
+  return 3 * (2 * per_crop(config.input.image_size)
+              + c.num_small_crops * per_crop(c.small_crop_size))
+
+
 def default_config():
   """`config.swav`: the paper's head (2048 -> 128, hidden BN), 3000 prototypes, t 0.1,
   Sinkhorn epsilon 0.05 with 3 iterations, multi-crop off (the paper: 6 x 96px, 0.05-0.14)."""

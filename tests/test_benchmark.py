@@ -37,3 +37,17 @@ def test_conv_gradient_benchmark_prints_both_rates_and_the_ratio():
                                   ("per-tap", "native"))
   assert set(rates) == {"per-tap", "native"} and min(rates.values()) > 0
   assert ratio == pytest.approx(rates["per-tap"] / rates["native"], rel=0.02)
+
+
+@pytest.mark.slow
+def test_throughput_benchmark_prints_rate_flops_and_memory_for_each_model():
+  env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+  result = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "throughput.py"),
+                           "--runlocal", "--batch=8", "--steps=1", "--warmup=1"],
+                          capture_output=True, text=True, timeout=600, env=env)
+  assert result.returncode == 0, result.stderr[-2000:]
+  lines = re.findall(r"^(\w+) .* ([\d.]+) img/s, ([\d.]+) GFLOP/img, ([\d.e-]+) TFLOP/s, MFU "
+                     r"(.*), memory ([\d.]+) GiB", result.stdout, re.M)
+  assert [line[0] for line in lines] == ["mae_vitb", "mae_vitl", "simsiam_r50"]
+  for _, rate, _, tflops, mfu, _ in lines:
+    assert float(rate) > 0 and float(tflops) > 0 and mfu.startswith("n/a")  # CPU: no peak

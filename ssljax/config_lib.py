@@ -201,6 +201,9 @@ def base_config():
   c.optim.frozen_regex = placeholder(str)  # parameters that never move
   c.optim.fixed_lr_regex = placeholder(str)  # parameters kept at the constant peak lr
 
+  # fsdp > 1: a data x fsdp mesh with the large state arrays split over fsdp (ssljax.sharding).
+  c.mesh = ml_collections.ConfigDict(dict(fsdp=1, fsdp_min_size=2**16))
+
   c.evals = ml_collections.ConfigDict()
   # A linear layer on stop-gradient encoder features, trained alongside (ssljax.online_probe).
   c.online_probe = ml_collections.ConfigDict(dict(enabled=False, feature="cls",

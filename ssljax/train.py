@@ -101,7 +101,7 @@ def train_and_evaluate(config, workdir, *, devices=None):
   writer = metrics.Writer(workdir)
 
   # ----------------------------------------------------------------- mesh
-  mesh = sharding.make_mesh(devices)
+  mesh = sharding.make_mesh(devices, config.mesh.fsdp)
   batch_size = config.input.batch_size
   sharding.check_batch_size(batch_size, mesh)
   batch_sharding = sharding.batch_sharding(mesh)
@@ -132,7 +132,11 @@ def train_and_evaluate(config, workdir, *, devices=None):
   init_key = jax.random.fold_in(jax.random.key(config.seed), -1 % 2**31)
   abstract_state = jax.eval_shape(init_state, init_key)
   state_shardings = sharding.state_shardings(abstract_state, mesh,
-                                             getattr(method, "SHARDED_STATE", ()))
+                                             getattr(method, "SHARDED_STATE", ()),
+                                             config.mesh.fsdp_min_size)
+  kept_whole, state_bytes = sharding.replicated_bytes(abstract_state, state_shardings)
+  log.info("train state %.1f MiB, of which %.1f MiB replicated on every device",
+           state_bytes / 2**20, kept_whole / 2**20)
   init_fn = jax.jit(init_state, out_shardings=state_shardings)
   num_params = sum(np.prod(x.shape) for x in jax.tree.leaves(abstract_state.params))
   step_flops = method.flops_per_example(config) if hasattr(method, "flops_per_example") else 0

@@ -112,6 +112,9 @@ def validate(config):
   if config.model.dtype not in MODEL_DTYPES:
     raise ConfigError(f"model.dtype={config.model.dtype!r} is unknown: use one of "
                       f"{', '.join(MODEL_DTYPES)}")
+  if config.grad_accum_steps < 1:
+    raise ConfigError(f"grad_accum_steps={config.grad_accum_steps} is below 1: use 1 (no "
+                      "accumulation) or more micro-batches")
   if config.max_consecutive_skips < 0:
     raise ConfigError(f"max_consecutive_skips={config.max_consecutive_skips} is below 0: use "
                       "a value >= 0 (0 stops at the first non-finite step)")
@@ -153,6 +156,8 @@ def base_config():
   # A step with a non-finite loss or gradient leaves the state as it was (counted in
   # `skipped_steps`); this many in a row stop the run. 0 stops at the first.
   c.max_consecutive_skips = 5
+  # Gradient accumulation: the batch runs as this many micro-batches, one update (less memory).
+  c.grad_accum_steps = 1
 
   c.input = ml_collections.ConfigDict()
   c.input.source = "digits"  # digits | npz | tfds | image_folder

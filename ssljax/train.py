@@ -18,7 +18,7 @@ from ssljax import (checkpoint, config_lib, distributed, flops, methods, metrics
                     online_probe, optim, preemption, sharding)
 from ssljax import evals as evals_lib
 from ssljax.data import pipeline, sources
-from ssljax.errors import UserError
+from ssljax.errors import ConfigError, UserError
 
 TrainingDiverged = nonfinite.TrainingDiverged  # what a run raises after too many skipped steps
 
@@ -50,11 +50,40 @@ def make_train_step(config, method, tx, learning_rate, total_steps):
   objective = (online_probe.wrap_loss(config, method) if online_probe.enabled(config)
                else method.loss)
 
+  value_and_grad = jax.value_and_grad(objective, argnums=1, has_aux=True)
+  accum = config.grad_accum_steps
+
+  def accumulated(params, model_state, batch, rng):
+    """value_and_grad over `accum` micro-batches run one after the other: the mean loss,
+    metrics and gradient; each example keeps the random keys it has in the whole batch, so
+    without BatchNorm this is the large batch's update. Micro-batch j holds examples
+    j, j + accum, ...: every device keeps computing on its own examples."""
+    size = batch["image"].shape[0]
+    batch = dict(batch, example_index=jnp.arange(size))
+    micro = jax.tree.map(
+        lambda x: jnp.moveaxis(x.reshape((size // accum, accum) + x.shape[1:]), 1, 0), batch)
+
+    def one(carry, micro_batch):
+      grad_sum, state = carry
+      (loss, (state, step_metrics)), grads = value_and_grad(config, params, state, micro_batch,
+                                                            rng)
+      return (jax.tree.map(jnp.add, grad_sum, grads), state), (loss, step_metrics)
+
+    zeros = jax.tree.map(jnp.zeros_like, params)
+    (grad_sum, model_state), (losses, step_metrics) = jax.lax.scan(one, (zeros, model_state),
+                                                                   micro)
+    mean = lambda x: jnp.mean(x, axis=0)
+    return ((mean(losses), (model_state, jax.tree.map(mean, step_metrics))),
+            jax.tree.map(lambda g: g / accum, grad_sum))
+
   def train_step(state, batch):
     rng = jax.random.fold_in(base_key, state.step)
-    (loss, (model_state, step_metrics)), grads = jax.value_and_grad(
-        objective, argnums=1, has_aux=True)(config, state.params, state.model_state, batch,
-                                            rng)
+    if accum == 1:
+      (loss, (model_state, step_metrics)), grads = value_and_grad(
+          config, state.params, state.model_state, batch, rng)
+    else:
+      (loss, (model_state, step_metrics)), grads = accumulated(state.params, state.model_state,
+                                                               batch, rng)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     if hasattr(method, "after_update"):
@@ -104,6 +133,10 @@ def train_and_evaluate(config, workdir, *, devices=None):
   mesh = sharding.make_mesh(devices, config.mesh.fsdp)
   batch_size = config.input.batch_size
   sharding.check_batch_size(batch_size, mesh)
+  if batch_size % (mesh.devices.size * config.grad_accum_steps):
+    raise ConfigError(f"input.batch_size={batch_size} is not divisible by {mesh.devices.size} "
+                      f"devices x grad_accum_steps={config.grad_accum_steps}: use a multiple of "
+                      f"{mesh.devices.size * config.grad_accum_steps}")
   batch_sharding = sharding.batch_sharding(mesh)
 
   # ----------------------------------------------------------------- data

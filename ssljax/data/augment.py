@@ -83,15 +83,32 @@ def crop_flip(key, image, size, *, crop_scale=(0.2, 1.0), flip=True, crop=True):
   return random_flip(flip_key, image) if flip else image
 
 
-def crop_flip_views(rng, images, size, *, crop_scale=(0.2, 1.0), flip=True, crop=True):
+def example_keys(rng, count, index=None, total=None):
+  """Per-example keys [count]: `split(rng, count)`; for a micro-batch (gradient accumulation)
+  holding examples `index` [count] of a batch of `total`, the keys they have in the whole batch,
+  so accumulated micro-batches see exactly the randomness of the large batch."""
+  if index is None:
+    return jax.random.split(rng, count)
+  return jax.random.split(rng, total)[index]
+
+
+def micro_batch(batch, config):
+  """`example_keys`' index/total for a method's batch (empty when it is the whole batch)."""
+  if "example_index" not in batch:
+    return {}
+  return {"index": batch["example_index"], "total": config.input.batch_size}
+
+
+def crop_flip_views(rng, images, size, *, crop_scale=(0.2, 1.0), flip=True, crop=True,
+                    index=None, total=None):
   """MAE's training view: uint8 [B, H, W, C] -> normalised float32 [B, size, size, C].
 
-  Each example gets its own key (split from `rng`), so examples get different crops and the
+  Each example gets its own key (`example_keys`), so examples get different crops and the
   same key always gives the same views.
   """
   one = lambda key, image: crop_flip(key, image, size, crop_scale=crop_scale, flip=flip,
                                      crop=crop)
-  return jax.vmap(one)(jax.random.split(rng, images.shape[0]), normalize(images))
+  return jax.vmap(one)(example_keys(rng, images.shape[0], index, total), normalize(images))
 
 
 # ---------------------------------------------------------------- photometric ([0, 1] RGB)
@@ -177,17 +194,17 @@ def _maybe(key, prob, fn, image):
   return jnp.where(jax.random.uniform(apply_key) < prob, fn(op_key, image), image)
 
 
-def siamese_views(rng, images, size, aug):
+def siamese_views(rng, images, size, aug, index=None, total=None):
   """Two independent views of each image, the SimSiam/BYOL/MoCo v2 recipe.
 
   uint8 [B, H, W, 3] -> two normalised float32 [B, size, size, 3]: random resized crop
   (`aug.crop_scale`), flip, color jitter (`aug.color_jitter` with prob `aug.color_jitter_prob`),
   grayscale (`aug.grayscale_prob`), Gaussian blur (`aug.blur_prob`), normalisation.
   """
-  return tuple(augmented_views(rng, images, size, aug, 2))
+  return tuple(augmented_views(rng, images, size, aug, 2, index=index, total=total))
 
 
-def augmented_views(rng, images, size, aug, count, crop_scale=None):
+def augmented_views(rng, images, size, aug, count, crop_scale=None, index=None, total=None):
   """`count` independent views [B, size, size, 3] of each image, as `siamese_views`, with
   `crop_scale` replacing `aug.crop_scale` (SwAV's small multi-crops)."""
   scale = tuple(crop_scale or aug.crop_scale)
@@ -202,5 +219,5 @@ def augmented_views(rng, images, size, aug, count, crop_scale=None):
     return standardize(image)
 
   x = images.astype(jnp.float32) / 255.0
-  return [jax.vmap(one)(jax.random.split(k, images.shape[0]), x)
+  return [jax.vmap(one)(example_keys(k, images.shape[0], index, total), x)
           for k in jax.random.split(rng, count)]

@@ -30,7 +30,7 @@ def num_patches(config):
   return (config.input.image_size // vit.spec_from_config(config.model)["patch_size"]) ** 2
 
 
-def random_masking(rng, batch_size, length, mask_ratio, noise=None):
+def random_masking(rng, batch_size, length, mask_ratio, noise=None, index=None, total=None):
   """Per-example random masking by sorting uniform noise; the lowest noise is kept.
 
   Returns keep_indices [B, K] (K = int(L * (1 - mask_ratio)), the same for every example),
@@ -39,7 +39,7 @@ def random_masking(rng, batch_size, length, mask_ratio, noise=None):
   replaces the sampled noise (to reproduce another implementation's mask).
   """
   if noise is None:
-    keys = jax.random.split(rng, batch_size)
+    keys = augment.example_keys(rng, batch_size, index, total)
     noise = jax.vmap(lambda k: jax.random.uniform(k, (length,)))(keys)
   num_keep = int(length * (1 - mask_ratio))
   shuffle = jnp.argsort(noise, axis=1)
@@ -86,7 +86,7 @@ def masked_mse(pred, target, mask):
   return jnp.sum(per_patch * mask) / jnp.maximum(jnp.sum(mask), 1.0)
 
 
-def forward(config, params, images, rng=None, noise=None, mask_ratio=None):
+def forward(config, params, images, rng=None, noise=None, mask_ratio=None, micro=None):
   """Normalised images [B, H, W, C] -> (pred [B, L, p*p*C], mask [B, L]).
 
   The mask comes from `rng`, or from the given `noise` [B, L] (the official release's
@@ -97,7 +97,7 @@ def forward(config, params, images, rng=None, noise=None, mask_ratio=None):
   b = images.shape[0]
   length = num_patches(config)
   ratio = config.mae.mask_ratio if mask_ratio is None else mask_ratio
-  keep, mask, restore = random_masking(rng, b, length, ratio, noise)
+  keep, mask, restore = random_masking(rng, b, length, ratio, noise, **(micro or {}))
   if config.mae.encoder_mask_tokens:  # BERT-style: mask tokens go through the encoder
     tokens, _ = encoder.apply({"params": params["encoder"]}, images, token_mask=mask)
     restore = jnp.broadcast_to(jnp.arange(length), (b, length))
@@ -123,17 +123,18 @@ def init(config, rng, image_shape):
   return {"params": {"encoder": enc_vars["params"], "decoder": dec_vars["params"]}}
 
 
-def _views(config, rng, images):
+def _views(config, rng, images, micro):
   return augment.crop_flip_views(rng, images, config.input.image_size,
                                  crop_scale=config.aug.crop_scale, flip=config.aug.flip,
-                                 crop=config.aug.crop)
+                                 crop=config.aug.crop, **micro)
 
 
 def loss(config, params, state, batch, rng):
   """uint8 batch["image"] [B, H, W, C] -> (loss, (state, metrics)); MAE has no extra state."""
   aug_key, mask_key = jax.random.split(rng)
-  images = _views(config, aug_key, batch["image"])
-  pred, mask = forward(config, params, images, mask_key)
+  micro = augment.micro_batch(batch, config)
+  images = _views(config, aug_key, batch["image"], micro)
+  pred, mask = forward(config, params, images, mask_key, micro=micro)
   p = vit.spec_from_config(config.model)["patch_size"]
   value = masked_mse(pred, patch_targets(images, p, config.mae.norm_pix_loss), mask)
   return value, (state, {"loss": value})

@@ -68,14 +68,15 @@ def _normalize_prototypes(prototypes):
   return jax.tree.map(lambda w: siamese.l2_normalize(w, axis=0), prototypes)
 
 
-def _crops(config, rng, images):
+def _crops(config, rng, images, micro):
   """[large crop 1, large crop 2, small crops...] as normalised images."""
   c = config.swav
   large_key, small_key = jax.random.split(rng)
-  crops = augment.augmented_views(large_key, images, config.input.image_size, config.aug, 2)
+  crops = augment.augmented_views(large_key, images, config.input.image_size, config.aug, 2,
+                                  **micro)
   if c.num_small_crops:
     crops += augment.augmented_views(small_key, images, c.small_crop_size, config.aug,
-                                     c.num_small_crops, crop_scale=c.small_crop_scale)
+                                     c.num_small_crops, crop_scale=c.small_crop_scale, **micro)
   return crops
 
 
@@ -83,7 +84,7 @@ def loss(config, params, state, batch, rng):
   """uint8 batch["image"] -> (loss, (model state, metrics))."""
   c = config.swav
   modules = siamese.build_network(config, c)
-  crops = _crops(config, rng, batch["image"])
+  crops = _crops(config, rng, batch["image"], augment.micro_batch(batch, config))
   frozen = state["prototypes_frozen"] > 0
   prototypes = jax.tree.map(lambda w: jnp.where(frozen, jax.lax.stop_gradient(w), w),
                             params["prototypes"])

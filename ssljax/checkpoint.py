@@ -90,6 +90,7 @@ class Checkpointer:
                                            enable_async_checkpointing=async_save)
     self.directory = os.path.join(os.path.abspath(workdir), "checkpoints")
     self._pending_step = None  # the step of an async save not yet known to be final
+    self._failed = False  # a write failed (CheckpointWriteError raised)
     self.unreadable_directory = self.directory + "_unreadable"
     self._manager = ocp.CheckpointManager(
         self.directory, options=options,
@@ -102,6 +103,11 @@ class Checkpointer:
 
   def _write_failed(self, error):
     step, self._pending_step = self._pending_step, None
+    self._failed = True
+    try:  # let orbax's background threads finish with the failed save before removing it
+      self._manager.wait_until_finished()
+    except Exception:  # pylint: disable=broad-except  # the same failure, reported below
+      pass
     if jax.process_index() == 0:  # the partial write is never a checkpoint: free its space
       for partial in glob.glob(os.path.join(self.directory, f"{step}.orbax-checkpoint-tmp*")):
         shutil.rmtree(partial, ignore_errors=True)
@@ -217,8 +223,16 @@ class Checkpointer:
     self._pending_step = None
 
   def close(self):
-    """Waits for pending async saves, then releases the manager."""
+    """Waits for pending async saves, then releases the manager. After a failed write, what
+    orbax still reports about that save while closing is logged, not raised: the
+    CheckpointWriteError already said it."""
     try:
       self.wait()
     finally:
-      self._manager.close()
+      try:
+        self._manager.close()
+      except Exception as e:  # pylint: disable=broad-except
+        if not self._failed:
+          raise
+        log.warning("closing the checkpoint manager after the failed write: %s",
+                    _short_reason(e))

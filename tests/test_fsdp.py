@@ -46,7 +46,7 @@ def test_state_arrays_are_split_over_fsdp_along_their_largest_divisible_dimensio
     sharding.make_mesh(fsdp=3)
 
 
-@pytest.mark.parametrize("name", ["demo", "simclr_cifar10"])
+@pytest.mark.parametrize("name", ["demo", pytest.param("simclr_cifar10", marks=pytest.mark.slow)])
 def test_fsdp_gives_the_losses_of_pure_data_parallelism(name, tmp_path):
   train.train_and_evaluate(_config(name, 1), str(tmp_path / "dp"))
   train.train_and_evaluate(_config(name, 4), str(tmp_path / "fsdp"))

@@ -59,7 +59,8 @@ def _losses(workdir):
           if "loss" in r}
 
 
-@pytest.mark.parametrize("name", ["simclr_cifar10", "moco_v2_cifar10"])
+@pytest.mark.parametrize("name", ["simclr_cifar10",
+                                  pytest.param("moco_v2_cifar10", marks=pytest.mark.slow)])
 def test_one_and_eight_devices_give_the_same_losses(name, tmp_path):
   config = load_config(name, "runlocal")
   with config.unlocked():

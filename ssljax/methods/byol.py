@@ -53,10 +53,7 @@ def loss(config, params, state, batch, rng):
 def after_update(config, params, model_state, step, total_steps):
   """The target's weights move toward the online ones: EMA with the cosine momentum."""
   momentum = siamese.cosine_momentum(config.byol.momentum, step, total_steps)
-  online = {k: params[k] for k in model_state["target"]["params"]}
-  target = dict(model_state["target"],
-                params=siamese.ema(model_state["target"]["params"], online, momentum))
-  return params, dict(model_state, target=target)
+  return params, siamese.update_target(model_state, params, momentum)
 
 
 def encode(config, variables, images):

@@ -104,10 +104,7 @@ def after_update(config, params, model_state, step, total_steps):
   c = config.moco
   momentum = (siamese.cosine_momentum(c.momentum, step, total_steps) if c.version == 3
               else c.momentum)
-  online = {k: params[k] for k in model_state["target"]["params"]}
-  target = dict(model_state["target"],
-                params=siamese.ema(model_state["target"]["params"], online, momentum))
-  return params, dict(model_state, target=target)
+  return params, siamese.update_target(model_state, params, momentum)
 
 
 def encode(config, variables, images):

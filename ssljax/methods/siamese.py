@@ -131,6 +131,14 @@ def cosine_momentum(base, step, total_steps):
   return 1 - (1 - base) * (jnp.cos(math.pi * progress) + 1) / 2
 
 
+def update_target(model_state, params, momentum):
+  """`model_state` with its momentum target's params moved toward the online `params` (EMA of
+  the parts the target has); the target's BatchNorm statistics come from its own forwards."""
+  target = model_state["target"]
+  online = {k: params[k] for k in target["params"]}
+  return dict(model_state, target=dict(target, params=ema(target["params"], online, momentum)))
+
+
 def target_init(variables, parts=("backbone", "projector")):
   """A momentum target network starting as a copy of the online `parts`."""
   return {"params": {k: variables["params"][k] for k in parts},

@@ -46,21 +46,21 @@ def resnet_key(collection, path):
   return ".".join(names + [leaves[leaf]])
 
 
+# Kernel axes, Flax -> PyTorch: Dense [in, out] -> [out, in], conv HWIO -> OIHW.
+_TO_TORCH_AXES = {2: (1, 0), 4: (3, 2, 0, 1)}
+
+
 def to_torch(path, array):
   """A Flax array -> the PyTorch layout of the same parameter."""
   array = np.asarray(array)
-  if path[-1] == "kernel" and array.ndim == 2:
-    return array.T
-  if path[-1] == "kernel" and array.ndim == 4:
-    return array.transpose(3, 2, 0, 1)  # HWIO -> OIHW
+  if path[-1] == "kernel" and array.ndim in _TO_TORCH_AXES:
+    return array.transpose(_TO_TORCH_AXES[array.ndim])
   return array
 
 
 def from_torch(path, array):
   """Inverse of `to_torch`."""
   array = np.asarray(array)
-  if path[-1] == "kernel" and array.ndim == 2:
-    return array.T
-  if path[-1] == "kernel" and array.ndim == 4:
-    return array.transpose(2, 3, 1, 0)  # OIHW -> HWIO
+  if path[-1] == "kernel" and array.ndim in _TO_TORCH_AXES:
+    return array.transpose(np.argsort(_TO_TORCH_AXES[array.ndim]))
   return array

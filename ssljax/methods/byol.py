@@ -6,7 +6,6 @@ of the online ones, with momentum rising from `byol.momentum` (0.996) to 1 on a 
 schedule. Loss: the normalised MSE 2 - 2 cos(p, sg(z')), symmetrised over the two views. No
 negatives. The target network lives in `model_state["target"]` and is checkpointed with it.
 """
-import jax
 import jax.numpy as jnp
 import ml_collections
 
@@ -26,16 +25,6 @@ def init(config, rng, image_shape):
   return dict(variables, target=siamese.target_init(variables))
 
 
-def target_projections(config, target, views):
-  """The target network's z for each view (BatchNorm on batch statistics, no gradient)."""
-  modules = siamese.build_network(config, config.byol)
-  outputs, stats = [], target["batch_stats"]
-  for x in views:
-    out, stats = siamese.apply_network(modules, target["params"], stats, x, train=True)
-    outputs.append(jax.lax.stop_gradient(out["z"]))
-  return outputs, dict(target, batch_stats=stats)
-
-
 def loss(config, params, state, batch, rng):
   """uint8 batch["image"] -> (loss, ({"batch_stats", "target"}, metrics))."""
   x1, x2 = augment.siamese_views(rng, batch["image"], config.input.image_size, config.aug,
@@ -43,7 +32,7 @@ def loss(config, params, state, batch, rng):
   modules = siamese.build_network(config, config.byol)
   out1, stats = siamese.apply_network(modules, params, state["batch_stats"], x1, train=True)
   out2, stats = siamese.apply_network(modules, params, stats, x2, train=True)
-  (t1, t2), target = target_projections(config, state["target"], (x1, x2))
+  (t1, t2), target = siamese.target_projections(modules, state["target"], (x1, x2))
   value = normalized_mse(out1["p"], t2) + normalized_mse(out2["p"], t1)
   metrics = {"loss": value, "output_std": siamese.output_std(out1["z"]),
              "prediction_std": siamese.output_std(out1["p"])}

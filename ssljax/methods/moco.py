@@ -66,14 +66,10 @@ def init(config, rng, image_shape):
   return variables
 
 
-def _keys(config, target, views):
-  """Key-encoder projections, normalised, without gradient; the key encoder's batch stats."""
-  modules = siamese.build_network(config, config.moco)
-  keys, stats = [], target["batch_stats"]
-  for x in views:
-    out, stats = siamese.apply_network(modules, target["params"], stats, x, train=True)
-    keys.append(jax.lax.stop_gradient(siamese.l2_normalize(out["z"])))
-  return keys, dict(target, batch_stats=stats)
+def _keys(modules, target, views):
+  """Key-encoder projections, normalised, without gradient; the key encoder after them."""
+  projections, target = siamese.target_projections(modules, target, views)
+  return [siamese.l2_normalize(z) for z in projections], target
 
 
 def loss(config, params, state, batch, rng):
@@ -85,14 +81,14 @@ def loss(config, params, state, batch, rng):
   out1, stats = siamese.apply_network(modules, params, state["batch_stats"], x1, train=True)
   new_state = dict(state)
   if c.version == 2:
-    (k2,), new_state["target"] = _keys(config, state["target"], (x2,))
+    (k2,), new_state["target"] = _keys(modules, state["target"], (x2,))
     q1 = siamese.l2_normalize(out1["z"])
     value = info_nce(q1, k2, jax.lax.stop_gradient(state["queue"]), c.temperature)
     new_state["queue"], new_state["queue_pointer"] = enqueue(state["queue"],
                                                              state["queue_pointer"], k2)
   else:
     out2, stats = siamese.apply_network(modules, params, stats, x2, train=True)
-    (k1, k2), new_state["target"] = _keys(config, state["target"], (x1, x2))
+    (k1, k2), new_state["target"] = _keys(modules, state["target"], (x1, x2))
     value = (in_batch_contrastive(out1["p"], k2, c.temperature)
              + in_batch_contrastive(out2["p"], k1, c.temperature))
   new_state["batch_stats"] = stats

@@ -131,6 +131,16 @@ def cosine_momentum(base, step, total_steps):
   return 1 - (1 - base) * (jnp.cos(math.pi * progress) + 1) / 2
 
 
+def target_projections(modules, target, views):
+  """The momentum target's z for each view, without gradient, and the target with the batch
+  statistics of those forwards (its BatchNorm runs on batch statistics, as the online one)."""
+  outputs, stats = [], target["batch_stats"]
+  for x in views:
+    out, stats = apply_network(modules, target["params"], stats, x, train=True)
+    outputs.append(jax.lax.stop_gradient(out["z"]))
+  return outputs, dict(target, batch_stats=stats)
+
+
 def update_target(model_state, params, momentum):
   """`model_state` with its momentum target's params moved toward the online `params` (EMA of
   the parts the target has); the target's BatchNorm statistics come from its own forwards."""

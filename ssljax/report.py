@@ -3,9 +3,10 @@
   python -m ssljax.report /tmp/runs/* --out=/tmp/report
 
 Evaluation runs (a `results.json`, written by `ssljax.linear_probe` and `ssljax.finetune`)
-become rows of the table: one row per encoder, one column per protocol. Pre-training runs (a
-`metrics.jsonl` with a loss) become curves: loss, kNN top-1 and the collapse monitors
-(`*_std`) against the step.
+become rows of the table: one row per encoder, one column per protocol; two runs of one
+protocol on one encoder (two recipes, say) get a row each, named by their run directory.
+Pre-training runs (a `metrics.jsonl` with a loss) become curves: loss, kNN top-1 and the
+collapse monitors (`*_std`) against the step; fine-tuning runs add their test top-1 curves.
 Writes `OUT/report.md` and `OUT/curves.png`; prints the table.
 """
 import argparse
@@ -32,19 +33,25 @@ def encoder_label(record):
   return encoder.replace(" encoder of ", " ")
 
 
+def run_name(run_dir):
+  return os.path.basename(os.path.normpath(run_dir))
+
+
 def collect(run_dirs):
-  """(evaluation records, {run name: pre-training metric rows}) of `run_dirs`."""
-  records, curves = [], {}
+  """(evaluation records, {"pretraining" | "finetune": {run name: metric rows}}) of
+  `run_dirs`."""
+  records, curves = [], {"pretraining": {}, "finetune": {}}
   for run_dir in run_dirs:
     result_path = os.path.join(run_dir, "results.json")
     metrics_path = os.path.join(run_dir, "metrics.jsonl")
+    rows = list(metrics.read_jsonl(metrics_path)) if os.path.isfile(metrics_path) else []
     if os.path.isfile(result_path):
       with open(result_path, encoding="utf-8") as f:
         records.append(dict(json.load(f), run_dir=run_dir))
-    elif os.path.isfile(metrics_path):
-      rows = list(metrics.read_jsonl(metrics_path))
-      if any("loss" in r for r in rows):
-        curves[os.path.basename(os.path.normpath(run_dir))] = rows
+      if records[-1]["protocol"] == "finetune" and any("test_top1" in r for r in rows):
+        curves["finetune"][run_name(run_dir)] = rows
+    elif any("loss" in r for r in rows):
+      curves["pretraining"][run_name(run_dir)] = rows
   return records, curves
 
 
@@ -52,12 +59,16 @@ def markdown_table(records):
   """One row per encoder, one column per COLUMNS entry ("-" where no run measured it)."""
   rows = {}
   for record in records:
-    cells = rows.setdefault(encoder_label(record), {})
+    label = encoder_label(record)
+    measured = {}
     for title, protocol, key in COLUMNS:
       if record["protocol"] == protocol:
         value = record["value"] if key is None else record.get("all", {}).get(key)
         if value is not None:
-          cells[title] = value
+          measured[title] = value
+    if measured.keys() & rows.get(label, {}).keys():
+      label = f"{label} ({run_name(record['run_dir'])})"
+    rows.setdefault(label, {}).update(measured)
   lines = ["| encoder | " + " | ".join(t for t, _, _ in COLUMNS) + " |",
            "|---|" + "---|" * len(COLUMNS)]
   for label, cells in rows.items():
@@ -66,21 +77,26 @@ def markdown_table(records):
   return "\n".join(lines)
 
 
+# (title, which runs, which metrics)
 PANELS = (
-    ("loss", lambda k: k == "loss"),
-    ("kNN top-1", lambda k: "knn_top1" in k and not k.startswith("random_init/")),
-    ("collapse monitors (std of l2-normalised outputs)", lambda k: k.endswith("_std")),
+    ("pre-training loss", "pretraining", lambda k: k == "loss"),
+    ("kNN top-1", "pretraining", lambda k: "knn_top1" in k and not k.startswith("random_init/")),
+    ("collapse monitors (std of l2-normalised outputs)", "pretraining",
+     lambda k: k.endswith("_std")),
+    ("fine-tuning test top-1", "finetune", lambda k: k == "test_top1"),
 )
 
 
 def plot_curves(curves, path):
-  """Loss, kNN and collapse monitors against the step, a line per run and metric; a PNG."""
+  """Pre-training loss, kNN and collapse monitors, and fine-tuning top-1 against the step, a
+  line per run and metric (panels without runs are left out); a PNG."""
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  fig, axes = plt.subplots(1, len(PANELS), figsize=(5 * len(PANELS), 3.6))
-  for ax, (title, wanted) in zip(axes, PANELS):
-    for name, rows in curves.items():
+  panels = [p for p in PANELS if curves[p[1]]]
+  fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
+  for ax, (title, runs, wanted) in zip(axes[0], panels):
+    for name, rows in curves[runs].items():
       keys = sorted({k for r in rows for k in r if wanted(k)})
       for key in keys:
         points = [(r["step"], r[key]) for r in rows if key in r]
@@ -101,7 +117,7 @@ def main(argv=None):
   parser.add_argument("--out", required=True, help="directory for report.md and curves.png")
   args = parser.parse_args(argv)
   records, curves = collect(args.runs)
-  if not records and not curves:
+  if not records and not any(curves.values()):
     print(f"ssljax.report: error: no results.json or metrics.jsonl with a loss in "
           f"{' '.join(args.runs)}: pass ssljax workdirs", file=sys.stderr)
     return 2
@@ -112,7 +128,7 @@ def main(argv=None):
                    f"{r['wall_time_s']:.0f} s" for r in records)
   with open(os.path.join(args.out, "report.md"), "w", encoding="utf-8") as f:
     f.write(f"{table}\n\n{runs}\n")
-  if curves:
+  if any(curves.values()):
     plot_curves(curves, os.path.join(args.out, "curves.png"))
   print(table)
   return 0

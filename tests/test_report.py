@@ -6,11 +6,19 @@ from PIL import Image
 from ssljax import report
 
 
-def _record(run_dir, protocol, encoder, value, extra=None):
+def _record(run_dir, protocol, encoder, value, extra=None, metric_rows=()):
   run_dir.mkdir()
   record = {"protocol": protocol, "encoder": encoder, "value": value, "epochs": 1,
             "test_dataset": "npz:test", "wall_time_s": 3.0, **(extra or {})}
   (run_dir / "results.json").write_text(json.dumps(record))
+  if metric_rows:
+    (run_dir / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in metric_rows))
+
+
+def _plotted_panels(png_path):
+  """How many panels curves.png has: they are 5 inches wide at 3.6 inches high."""
+  with Image.open(png_path) as png:
+    return round(png.size[0] / png.size[1] * 3.6 / 5)
 
 
 def test_report_pivots_records_by_encoder_and_plots_pretraining_curves(tmp_path, capsys):
@@ -19,7 +27,12 @@ def test_report_pivots_records_by_encoder_and_plots_pretraining_curves(tmp_path,
           {"all": knn_all})
   _record(tmp_path / "mae_lin", "linear_probe", "mae encoder of /w/checkpoints/9", 0.5)
   _record(tmp_path / "pixels_lin", "linear_probe", "pixels", 0.38)
-  _record(tmp_path / "mae_ft", "finetune", "mae encoder of /w/checkpoints/9", 0.7)
+  _record(tmp_path / "mae_ft", "finetune", "mae encoder of /w/checkpoints/9", 0.7,
+          metric_rows=[{"step": 5, "loss": 2.0}, {"step": 5, "test_top1": 0.6},
+                       {"step": 10, "test_top1": 0.7}])
+  # the same protocol on the same encoder under two recipes: a row each, not one overwritten
+  _record(tmp_path / "random_ft_ld065", "finetune", "mae encoder at random init", 0.2)
+  _record(tmp_path / "random_ft_ld1", "finetune", "mae encoder at random init", 0.3)
   pretraining = tmp_path / "mae_pretrain"
   pretraining.mkdir()
   rows = [{"step": s, "loss": 1.0 / s, "prediction_std": 0.04} for s in (1, 2, 3)]
@@ -31,9 +44,21 @@ def test_report_pivots_records_by_encoder_and_plots_pretraining_curves(tmp_path,
   table = capsys.readouterr().out.strip().splitlines()
   assert table[2] == "| mae /w/checkpoints/9 | 0.410 | 0.430 | 0.500 | 0.700 |"
   assert table[3] == "| pixels | - | - | 0.380 | - |"
+  assert table[4] == "| mae (random init) | - | - | - | 0.200 |"
+  assert table[5] == "| mae (random init) (random_ft_ld1) | - | - | - | 0.300 |"
   assert (out / "report.md").read_text().startswith("\n".join(table))
-  with Image.open(out / "curves.png") as png:
-    assert png.size[0] > png.size[1] > 100
+  # loss, kNN and collapse monitors of the pre-training, and the fine-tuning run's top-1
+  assert _plotted_panels(out / "curves.png") == 4
+
+
+def test_report_of_evaluation_runs_alone_plots_their_finetuning_curves(tmp_path):
+  rows = [{"step": 5, "test_top1": 0.4}, {"step": 10, "test_top1": 0.5}]
+  _record(tmp_path / "ft", "finetune", "mae encoder of /w/checkpoints/9", 0.5, metric_rows=rows)
+  _record(tmp_path / "lin", "linear_probe", "mae encoder of /w/checkpoints/9", 0.4,
+          metric_rows=[{"step": 1, "loss": 1.0}])  # a probe's loss is no pre-training curve
+  assert report.main([str(tmp_path / "ft"), str(tmp_path / "lin"),
+                      f"--out={tmp_path / 'out'}"]) == 0
+  assert _plotted_panels(tmp_path / "out" / "curves.png") == 1
 
 
 def test_report_without_runs_is_an_error(tmp_path, capsys):

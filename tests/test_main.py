@@ -27,6 +27,14 @@ def test_runlocal_with_overrides_trains_and_prints_the_summary(tmp_path):
   assert saved["input"]["batch_size"] == 16 and saved["model"]["mlp_dim"] == 96
   assert saved["optim"]["warmup_steps"] is None
 
+  # an evaluation run from that workdir prints its result and no orbax noise about the item
+  # it reads on its own (the step's _CHECKPOINT_METADATA is one level up)
+  probe = _run("--config=configs/probe_demo.py:protocol=knn", f"--config.init_from={tmp_path}",
+               f"--workdir={tmp_path / 'knn'}")
+  assert probe.returncode == 0, probe.stderr[-2000:]
+  assert (tmp_path / "knn" / "results.json").is_file()
+  assert "Metadata file does not exist" not in probe.stderr, probe.stderr[-2000:]
+
 
 def test_imagenet_recipe_fails_fast_naming_how_to_prepare_it(tmp_path):
   result = _run("--config=configs/mae_vitl.py", f"--workdir={tmp_path / 'run'}",

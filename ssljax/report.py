@@ -89,11 +89,13 @@ PANELS = (
 
 def plot_curves(curves, path):
   """Pre-training loss, kNN and collapse monitors, and fine-tuning top-1 against the step, a
-  line per run and metric (panels without runs are left out); a PNG."""
+  line per run and metric (panels no run has a metric for are left out: MAE has no collapse
+monitors); a PNG."""
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  panels = [p for p in PANELS if curves[p[1]]]
+  panels = [(title, runs, wanted) for title, runs, wanted in PANELS
+            if any(wanted(k) for rows in curves[runs].values() for r in rows for k in r)]
   fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
   for ax, (title, runs, wanted) in zip(axes[0], panels):
     for name, rows in curves[runs].items():

@@ -61,6 +61,15 @@ def test_report_of_evaluation_runs_alone_plots_their_finetuning_curves(tmp_path)
   assert _plotted_panels(tmp_path / "out" / "curves.png") == 1
 
 
+def test_report_leaves_out_the_collapse_panel_for_runs_without_monitors(tmp_path):
+  pretraining = tmp_path / "mae_pretrain"
+  pretraining.mkdir()
+  rows = [{"step": s, "loss": 1.0 / s} for s in (1, 2)] + [{"step": 2, "knn/knn_top1_k20": 0.3}]
+  (pretraining / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+  assert report.main([str(pretraining), f"--out={tmp_path / 'out'}"]) == 0
+  assert _plotted_panels(tmp_path / "out" / "curves.png") == 2  # loss and kNN
+
+
 def test_report_without_runs_is_an_error(tmp_path, capsys):
   assert report.main([str(tmp_path), f"--out={tmp_path / 'out'}"]) == 2
   assert "no results.json" in capsys.readouterr().err

@@ -9,8 +9,8 @@ MAE's ViT-B fine-tuning recipe (`recipes.finetune`: layer decay 0.65, drop path 
 mixup/cutmix, label smoothing, random erasing, AdamW blr 5e-4, 100 epochs, 5 warm-up) at
 batch 512 and 32x32. `:cpu` is a CPU budget: at most one epoch (`epochs` below 1 shortens it)
 at batch 128, where the lr warm-up is a tenth of the run; docs/results.md runs it for two with
-`--config.total_epochs=2 --config.optim.warmup_epochs=0.2`. `baseline=random_init` is the floor: the
-same architecture and budget from random init.
+`--config.total_epochs=2 --config.optim.warmup_epochs=0.2`. `baseline=random_init` is the
+floor: the same architecture and budget from random init.
 """
 from ssljax import config_lib, recipes
 

@@ -90,7 +90,7 @@ PANELS = (
 def plot_curves(curves, path):
   """Pre-training loss, kNN and collapse monitors, and fine-tuning top-1 against the step, a
   line per run and metric (panels no run has a metric for are left out: MAE has no collapse
-monitors); a PNG."""
+  monitors); a PNG."""
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top

@@ -12,7 +12,7 @@ import time
 import jax
 import numpy as np
 
-from ssljax import config_lib
+from ssljax.config import loading
 from ssljax.methods import simsiam
 from ssljax.models import conv
 
@@ -34,7 +34,7 @@ def main():
   parser.add_argument("--batch", type=int, default=128)
   parser.add_argument("--rounds", type=int, default=3)
   args = parser.parse_args()
-  config = config_lib.load(args.config)
+  config = loading.load(args.config)
   threshold = conv.MIN_TAPS_OUTPUT_POSITIONS
   steps = {"per-tap": grad_fn(config, args.batch)}
   conv.MIN_TAPS_OUTPUT_POSITIONS = float("inf")  # trace the native gradient everywhere

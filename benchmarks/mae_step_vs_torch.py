@@ -26,13 +26,16 @@ sys.path.insert(0, HERE)
 import torch  # pylint: disable=g-import-not-at-top,wrong-import-position
 import torch_mae  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-from ssljax import config_lib, optim, train  # pylint: disable=wrong-import-position
+from ssljax.run import optim, pretrain  # pylint: disable=wrong-import-position
+from ssljax.run.state import TrainState
+from ssljax.config import loading
+from ssljax import methods  # pylint: disable=wrong-import-position
 from ssljax.methods import mae  # pylint: disable=wrong-import-position
 from ssljax.models import vit  # pylint: disable=wrong-import-position
 
 
 def load_config(variant):
-  config = config_lib.load("mae_cifar10")
+  config = loading.load("mae_cifar10")
   if variant:
     with config.unlocked():
       config.model.variant = variant
@@ -43,8 +46,8 @@ def jax_step_fn(config, batch_size):
   """Returns step() running one jitted ssljax train step on a fixed batch."""
   params = mae.init(config, jax.random.key(0), (1, 32, 32, 3))["params"]
   tx, lr = optim.make(config.optim, batch_size, total_steps=10**6, warmup_steps=0)
-  state = train.TrainState.create(params, tx.init(params), {})
-  step = jax.jit(train.make_train_step(config, mae, tx, lr, 10**6), donate_argnums=(0,))
+  state = TrainState.create(params, tx.init(params), {})
+  step = jax.jit(pretrain.make_train_step(config, methods.get("mae"), tx, lr, 10**6), donate_argnums=(0,))
   images = np.random.default_rng(0).integers(0, 256, (batch_size, 32, 32, 3), np.uint8)
   batch = {"image": jnp.asarray(images), "label": jnp.zeros((batch_size,), jnp.int32)}
   holder = [state]

@@ -20,7 +20,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
 import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-from ssljax import config_lib, metrics, train  # pylint: disable=wrong-import-position
+from ssljax.run import run_types  # pylint: disable=wrong-import-position
+from ssljax.config import loading
+from ssljax.runtime import metrics
 
 # name: (config, needs negative pairs, has a momentum encoder)
 METHODS = {"simsiam": ("simsiam_cifar10", False, False),
@@ -28,11 +30,11 @@ METHODS = {"simsiam": ("simsiam_cifar10", False, False),
            "moco_v2": ("moco_v2_cifar10", True, True),
            "byol": ("byol_cifar10", False, True),
            "swav": ("swav_cifar10", False, False)}
-KNN = "knn/knn_top1_k200"
+KNN = "knn/top1_k200_t0.1"
 
 
 def load_config(name, steps, batch_size, blr, random_init_baseline):
-  config = config_lib.load(METHODS[name][0] + ":cpu")
+  config = loading.load(METHODS[name][0] + ":cpu")
   with config.unlocked():
     config.total_steps = steps
     config.input.batch_size = batch_size
@@ -52,7 +54,7 @@ def series(records, key):
 def run(name, args, first):
   config = load_config(name, args.steps, args.batch, args.blr, first)
   workdir = os.path.join(args.out, name)
-  summary = train.train_and_evaluate(config, workdir)
+  summary = run_types.run(config, workdir)
   records = metrics.read_jsonl(os.path.join(workdir, "metrics.jsonl"))
   dim = config[config.method].dim
   _, std = series(records, "output_std")

@@ -23,7 +23,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-from ssljax import config_lib, metrics, train  # pylint: disable=wrong-import-position
+from ssljax.run import run_types  # pylint: disable=wrong-import-position
+from ssljax.config import loading
+from ssljax.runtime import metrics
 
 VARIANTS = {"sg": ("stop-gradient (SimSiam)", dict(stop_gradient=True, predictor=True)),
             "no-sg": ("no stop-gradient", dict(stop_gradient=False, predictor=True)),
@@ -32,7 +34,7 @@ VARIANTS = {"sg": ("stop-gradient (SimSiam)", dict(stop_gradient=True, predictor
 
 
 def load_config(steps, batch_size, blr):
-  config = config_lib.load("simsiam_cifar10:cpu")
+  config = loading.load("simsiam_cifar10:cpu")
   with config.unlocked():
     config.total_steps = steps
     config.input.batch_size = batch_size
@@ -45,7 +47,7 @@ def load_config(steps, batch_size, blr):
 def run_variant(config, switches, workdir):
   with config.unlocked():
     config.simsiam.update(switches)
-  summary = train.train_and_evaluate(config, workdir)
+  summary = run_types.run(config, workdir)
   return summary, metrics.read_jsonl(os.path.join(workdir, "metrics.jsonl"))
 
 
@@ -64,7 +66,7 @@ def main():
   parser.add_argument("--variants", default="sg,no-sg", help=f"of {', '.join(VARIANTS)}")
   args = parser.parse_args()
   os.makedirs(args.out, exist_ok=True)
-  knn_key = "knn/knn_top1_k200"
+  knn_key = "knn/top1_k200_t0.1"
   rows, curves = [], {}
   for variant in args.variants.split(","):
     name, switches = VARIANTS[variant]

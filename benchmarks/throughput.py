@@ -17,13 +17,18 @@ import time
 import jax
 import numpy as np
 
-from ssljax import config_lib, flops, methods, optim, sharding, train
+from ssljax import methods
+from ssljax.run import optim, pretrain
+from ssljax.run.state import TrainState
+from ssljax.config import loading, sections
+from ssljax.models import flops
+from ssljax.runtime import sharding
 
 MODELS = ("mae_vitb", "mae_vitl", "simsiam_r50")
 
 
 def build(name, batch_size, dtype, runlocal):
-  config = config_lib.load(name + (":runlocal" if runlocal else ""))
+  config = loading.load(name + (":runlocal" if runlocal else ""))
   with config.unlocked():
     config.input.batch_size, config.model.dtype = batch_size, dtype
   method = methods.get(config.method)
@@ -32,12 +37,12 @@ def build(name, batch_size, dtype, runlocal):
   tx, lr = optim.make(config.optim, batch_size, total_steps=10**6, warmup_steps=0)
   variables = dict(method.init(config, jax.random.key(0), (1, size, size, 3)))
   params = variables.pop("params")
-  state = train.TrainState.create(params, tx.init(params), variables)
+  state = TrainState.create(params, tx.init(params), variables)
   state = jax.device_put(state, sharding.replicated(mesh))
   images = np.random.default_rng(0).integers(0, 256, (batch_size, size, size, 3), np.uint8)
   batch = sharding.global_batch({"image": images, "label": np.zeros(batch_size, np.int32)},
                                 mesh)
-  step = jax.jit(train.make_train_step(config, method, tx, lr, 10**6), donate_argnums=(0,))
+  step = jax.jit(pretrain.make_train_step(config, method, tx, lr, 10**6), donate_argnums=(0,))
   compiled = step.lower(state, batch).compile()
   return config, method, mesh, compiled, state, batch
 
@@ -77,7 +82,7 @@ def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--models", default=",".join(MODELS))
   parser.add_argument("--batch", type=int, default=64)
-  parser.add_argument("--dtype", default="bfloat16", choices=config_lib.MODEL_DTYPES)
+  parser.add_argument("--dtype", default="bfloat16", choices=sections.MODEL_DTYPES)
   parser.add_argument("--steps", type=int, default=10)
   parser.add_argument("--warmup", type=int, default=2)
   parser.add_argument("--runlocal", action="store_true", help="the configs' tiny variants")

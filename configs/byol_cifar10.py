@@ -11,17 +11,19 @@ schedule moves the target faster than ImageNet's 0.996), normalised MSE, symmetr
 (`recipes.siamese_cifar10`). The BYOL paper has no CIFAR-10 pre-training result.
 `:cpu` is width 16 with 512-d hidden layers.
 """
-from ssljax import config_lib, recipes
-from ssljax.methods import byol
+from ssljax.config import sections
+from ssljax.methods import byol, recipes
 
 
 def get_config(arg=None):
   arg = recipes.cifar10_arg(arg)
-  c = config_lib.base_config()
+  c = sections.base_config()
   c.method, c.byol = "byol", byol.default_config()
   c.byol.momentum = 0.99
   if arg.cpu:
     c.byol.hidden_dim, c.byol.predictor_hidden_dim = 512, 512
   recipes.siamese_cifar10(c, arg)
+  if arg.runlocal:
+    recipes.siamese_runlocal(c)
   c.lock()
   return c

@@ -11,15 +11,17 @@ grayscale p=0.2, blur p=0.5 on both views (the paper's asymmetric blur 1.0/0.1 a
 1000 epochs (paper, Table 1); the seed's comparison (SimSiam paper, Table 4): 66.5 / 70.6 /
 73.2 / 74.3 at 100 / 200 / 400 / 800 epochs. Needs TFDS imagenet2012 as array_record.
 """
-from ssljax import config_lib, recipes
-from ssljax.methods import byol
+from ssljax.config import loading, sections
+from ssljax.methods import byol, recipes
 
 
 def get_config(arg=None):
-  arg = config_lib.parse_arg(arg, runlocal=False, epochs=100)
-  c = config_lib.base_config()
+  arg = loading.parse_arg(arg, runlocal=False, epochs=100)
+  c = sections.base_config()
   c.method, c.byol = "byol", byol.default_config()
   recipes.siamese_imagenet(c, arg, batch_size=4096, optimizer="lars", blr=0.2,
                            weight_decay=1.5e-6, warmup_epochs=10)
+  if arg.runlocal:
+    recipes.siamese_runlocal(c)
   c.lock()
   return c

@@ -9,13 +9,13 @@ the reconstruction figure. Flip is off: mirrored digits are different digits.
 Expected on 2 CPU cores: see README (demo row of the results table).
 Variants: `:runlocal` (seconds, for smoke tests).
 """
-from ssljax import config_lib
+from ssljax.config import loading, sections
 from ssljax.methods import mae
 
 
 def get_config(arg=None):
-  arg = config_lib.parse_arg(arg, runlocal=False)
-  c = config_lib.base_config()
+  arg = loading.parse_arg(arg, runlocal=False)
+  c = sections.base_config()
   c.method = "mae"
   c.input.source = "digits"
   c.input.image_size = 32
@@ -33,7 +33,7 @@ def get_config(arg=None):
   c.optim.warmup_steps = 40
   c.log_every_steps = 25
   c.checkpoint_every_steps = 100
-  c.evals.knn = config_lib.knn_eval_config(every_steps=400, batch_size=256)
+  c.evals.knn = sections.knn_eval_config(every_steps=400, batch_size=256)
   c.evals.knn.random_init_baseline = True
   c.evals.recon = mae.recon_eval_config(every_steps=400)
   if arg.runlocal:

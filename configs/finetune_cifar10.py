@@ -12,13 +12,14 @@ at batch 128, where the lr warm-up is a tenth of the run; docs/results.md runs i
 `--config.total_epochs=2 --config.optim.warmup_epochs=0.2`. `baseline=random_init` is the
 floor: the same architecture and budget from random init.
 """
-from ssljax import config_lib, recipes
+from ssljax.config import loading, sections
+from ssljax.methods import recipes
 
 
 def get_config(arg=None):
-  arg = config_lib.parse_arg(arg, runlocal=False, cpu=False, baseline="", source="npz",
+  arg = loading.parse_arg(arg, runlocal=False, cpu=False, baseline="", source="npz",
                              epochs=100.0)
-  c = config_lib.finetune_base_config()
+  c = sections.finetune_base_config()
   c.baseline = arg.baseline
   recipes.finetune(c, "B")
   c.encoder_config = "mae_cifar10"  # the architecture for baseline=random_init

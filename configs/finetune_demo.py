@@ -10,12 +10,13 @@ MAE's fine-tuning recipe (`recipes.finetune`, ViT-B settings) with what digits n
 (a mirrored digit is another digit), crops of 35-100% as in the demo's pre-training, batch
 128, `steps` steps (default 300) of which 30 warm up; top-1 on the 300 held-out digits.
 """
-from ssljax import config_lib, recipes
+from ssljax.config import loading, sections
+from ssljax.methods import recipes
 
 
 def get_config(arg=None):
-  arg = config_lib.parse_arg(arg, runlocal=False, baseline="", steps=300)
-  c = config_lib.finetune_base_config()
+  arg = loading.parse_arg(arg, runlocal=False, baseline="", steps=300)
+  c = sections.finetune_base_config()
   c.baseline = arg.baseline
   recipes.finetune(c, "B")
   c.encoder_config = "demo"

@@ -15,12 +15,13 @@ The paper's numbers (ImageNet-1k top-1, pre-training 1600 epochs, Table 3 / Fig.
 `baseline=random_init` fine-tunes the same architecture from scratch with this budget (the
 paper's from-scratch ViT-L reaches 82.5 only with its longer, stronger recipe).
 """
-from ssljax import config_lib, recipes
+from ssljax.config import loading, sections
+from ssljax.methods import recipes
 
 
 def get_config(arg=None):
-  arg = config_lib.parse_arg(arg, runlocal=False, size="B", baseline="")
-  c = config_lib.finetune_base_config()
+  arg = loading.parse_arg(arg, runlocal=False, size="B", baseline="")
+  c = sections.finetune_base_config()
   c.baseline = arg.baseline
   recipes.finetune(c, arg.size)
   c.encoder_config = f"mae_vit{arg.size.lower()}"  # the architecture for baseline=random_init
@@ -30,8 +31,8 @@ def get_config(arg=None):
   c.finetune.test_split = "validation"
   c.finetune.eval_batch_size = 1024
   c.log_every_steps = 100
-  c.eval_every_steps = 1250  # one epoch at batch 1024
-  c.checkpoint_every_steps = 1250
+  c.eval_every_steps, c.eval_every_epochs = None, 1.0  # resolved at the final batch size
+  c.checkpoint_every_steps, c.checkpoint_every_epochs = None, 1.0
   if arg.runlocal:
     c.encoder_config = "demo:runlocal"
     c.input.source, c.input.name, c.input.image_size = "digits", "", 32
@@ -39,5 +40,6 @@ def get_config(arg=None):
     c.finetune.test_split, c.finetune.eval_batch_size = "test", 64
     c.total_epochs, c.total_steps, c.optim.warmup_epochs, c.optim.warmup_steps = None, 4, None, 1
     c.log_every_steps, c.eval_every_steps, c.checkpoint_every_steps = 1, 4, 2
+    c.eval_every_epochs, c.checkpoint_every_epochs = None, None
   c.lock()
   return c

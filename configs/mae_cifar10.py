@@ -11,13 +11,13 @@ The paper has no CIFAR-10 result; this recipe keeps its settings (AdamW 0.9/0.95
 blr 1.5e-4, 75% masking, norm-pix) with a ViT-Ti encoder and a 4 x 128 decoder, batch 512,
 400 epochs (20 warm-up). It is also the model timed by benchmarks/mae_step_vs_torch.py.
 """
-from ssljax import config_lib, recipes
-from ssljax.methods import mae
+from ssljax.config import loading, sections
+from ssljax.methods import mae, recipes
 
 
 def get_config(arg=None):
-  arg = config_lib.parse_arg(arg, runlocal=False, source="npz", epochs=400)
-  c = config_lib.base_config()
+  arg = loading.parse_arg(arg, runlocal=False, source="npz", epochs=400)
+  c = sections.base_config()
   c.method = "mae"
   recipes.cifar10_input(c, arg.source)
   c.model.variant = "Ti/4"
@@ -27,7 +27,7 @@ def get_config(arg=None):
   c.optim.warmup_epochs = 20
   c.log_every_steps = 50
   c.checkpoint_every_steps = 1000
-  c.evals.knn = config_lib.knn_eval_config(every_steps=2000, batch_size=512)
+  c.evals.knn = sections.knn_eval_config(every_steps=2000, batch_size=512)
   c.evals.recon = mae.recon_eval_config(every_steps=2000)
   if arg.runlocal:
     recipes.mae_runlocal(c, embedded_data=False)

@@ -9,7 +9,7 @@ slice runs it. Needs TFDS imagenet2012 prepared as array_record.
 Paper result (1600 epochs): fine-tune top-1 83.6, linear probe 68.0 (Table 3 and appendix);
 800 epochs: fine-tune 83.4 (Table 1 setting: 75% masking, 8-block decoder, norm-pix).
 """
-from ssljax import recipes
+from ssljax.methods import recipes
 
 
 def get_config(arg=None):

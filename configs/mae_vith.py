@@ -6,7 +6,7 @@
 Hardware: TPU v3-128 class at batch 4096; consider model.dtype=bfloat16 and model.remat.
 Paper result (1600 epochs): fine-tune top-1 86.9 at 224px (87.8 at 448px), linear 76.6.
 """
-from ssljax import recipes
+from ssljax.methods import recipes
 
 
 def get_config(arg=None):

@@ -10,7 +10,7 @@ Paper result (1600 epochs): fine-tune top-1 85.9, linear probe 75.8; 800 epochs:
 84.9 and the Table 1 ablations (75% masking, 8 x 512 decoder, norm-pix targets, no mask
 tokens in the encoder).
 """
-from ssljax import recipes
+from ssljax.methods import recipes
 
 
 def get_config(arg=None):

@@ -10,17 +10,19 @@ Key encoder with momentum 0.99 (the shorter CIFAR schedule; ImageNet uses 0.999)
 optimisation and augmentation are SimSiam's CIFAR recipe (`recipes.siamese_cifar10`). The
 MoCo v2 note has no CIFAR-10 result. `:cpu` is width 16 with a 512-d hidden layer.
 """
-from ssljax import config_lib, recipes
-from ssljax.methods import moco
+from ssljax.config import sections
+from ssljax.methods import moco, recipes
 
 
 def get_config(arg=None):
   arg = recipes.cifar10_arg(arg)
-  c = config_lib.base_config()
+  c = sections.base_config()
   c.method, c.moco = "moco", moco.default_config(version=2)
   c.moco.momentum, c.moco.queue_size = 0.99, 4096
   if arg.cpu:
     c.moco.hidden_dim = 512
   recipes.siamese_cifar10(c, arg)
+  if arg.runlocal:
+    recipes.siamese_runlocal(c)
   c.lock()
   return c

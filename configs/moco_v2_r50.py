@@ -10,17 +10,19 @@ stands in for shuffle BN. Hardware: the paper used 8 V100s. Linear accuracy: 67.
 epochs, 71.1 at 800 (paper, Table 2); the seed's comparison (SimSiam paper, Table 4): 67.4 /
 69.9 / 71.0 / 72.2 at 100 / 200 / 400 / 800 epochs. Needs TFDS imagenet2012 as array_record.
 """
-from ssljax import config_lib, recipes
-from ssljax.methods import moco
+from ssljax.config import loading, sections
+from ssljax.methods import moco, recipes
 
 
 def get_config(arg=None):
-  arg = config_lib.parse_arg(arg, runlocal=False, epochs=200)
-  c = config_lib.base_config()
+  arg = loading.parse_arg(arg, runlocal=False, epochs=200)
+  c = sections.base_config()
   c.method, c.moco = "moco", moco.default_config(version=2)
   recipes.siamese_imagenet(c, arg, batch_size=256, optimizer="sgd", blr=0.03,
                            weight_decay=1e-4)
   if not arg.runlocal:
     c.aug.crop_scale, c.aug.color_jitter = (0.2, 1.0), (0.4, 0.4, 0.4, 0.1)
+  if arg.runlocal:
+    recipes.siamese_runlocal(c)
   c.lock()
   return c

@@ -10,15 +10,17 @@ t = 1.0; momentum 0.99 -> 1 (cosine); projector 2048 -> 4096 -> 256 and predicto
 (paper, Table 5 and the official repository). Needs TFDS imagenet2012 as array_record.
 ViT: configs/moco_v3_vitb.py.
 """
-from ssljax import config_lib, recipes
-from ssljax.methods import moco
+from ssljax.config import loading, sections
+from ssljax.methods import moco, recipes
 
 
 def get_config(arg=None):
-  arg = config_lib.parse_arg(arg, runlocal=False, epochs=100)
-  c = config_lib.base_config()
+  arg = loading.parse_arg(arg, runlocal=False, epochs=100)
+  c = sections.base_config()
   c.method, c.moco = "moco", moco.default_config(version=3)
   recipes.siamese_imagenet(c, arg, batch_size=4096, optimizer="lars", blr=0.6,
                            weight_decay=1e-6, warmup_epochs=10)
+  if arg.runlocal:
+    recipes.siamese_runlocal(c)
   c.lock()
   return c

@@ -9,13 +9,13 @@ hidden -> 256, BN; fixed 2-D sin-cos position embeddings and a frozen random pat
 (the paper's stability fix, `optim.frozen_regex`); features are the cls token. Linear
 accuracy: 76.7 (paper, Table 5). Needs TFDS imagenet2012 as array_record.
 """
-from ssljax import config_lib, recipes
-from ssljax.methods import moco
+from ssljax.config import loading, sections
+from ssljax.methods import moco, recipes
 
 
 def get_config(arg=None):
-  arg = config_lib.parse_arg(arg, runlocal=False, epochs=300)
-  c = config_lib.base_config()
+  arg = loading.parse_arg(arg, runlocal=False, epochs=300)
+  c = sections.base_config()
   c.method, c.moco = "moco", moco.default_config(version=3)
   c.moco.temperature, c.moco.projector_layers = 0.2, 3
   recipes.siamese_imagenet(c, arg, batch_size=4096, optimizer="adamw", blr=1.5e-4,
@@ -25,6 +25,7 @@ def get_config(arg=None):
   c.optim.frozen_regex = "^backbone/patch_embed/"
   c.model.variant = "B/16"
   if arg.runlocal:
+    recipes.siamese_runlocal(c)
     c.model.variant = "mu/4"
   c.lock()
   return c

@@ -12,13 +12,14 @@ epochs with on-device crop + flip;
 `:cpu` trains the head on cached features of the un-augmented images instead (50 epochs), the
 CPU budget of docs/results.md.
 """
-from ssljax import config_lib, recipes
+from ssljax.config import loading, sections
+from ssljax.methods import recipes
 
 
 def get_config(arg=None):
-  arg = config_lib.parse_arg(arg, runlocal=False, cpu=False, protocol="linear_probe",
+  arg = loading.parse_arg(arg, runlocal=False, cpu=False, protocol="linear_probe",
                              baseline="", recipe="mae", source="npz", epochs=90.0)
-  c = config_lib.probe_base_config()
+  c = sections.probe_base_config()
   c.protocol, c.baseline = arg.protocol, arg.baseline
   recipes.cifar10_input(c, arg.source)
   recipes.linear_probe(c, arg.recipe, batch_size=512, paper_peak_lr=True)

@@ -11,13 +11,14 @@ The MAE recipe (cls token, BatchNorm without affine, LARS at the paper's peak lr
 features of the un-augmented 1,497 training digits (`probe.augment=False`), batch 128, 100
 epochs; top-1 on the 300 held-out digits.
 """
-from ssljax import config_lib, recipes
+from ssljax.config import loading, sections
+from ssljax.methods import recipes
 
 
 def get_config(arg=None):
-  arg = config_lib.parse_arg(arg, runlocal=False, protocol="linear_probe", baseline="",
+  arg = loading.parse_arg(arg, runlocal=False, protocol="linear_probe", baseline="",
                              recipe="mae")
-  c = config_lib.probe_base_config()
+  c = sections.probe_base_config()
   c.protocol, c.baseline = arg.protocol, arg.baseline
   c.input.source, c.input.image_size = "digits", 32
   recipes.linear_probe(c, arg.recipe, batch_size=128, paper_peak_lr=True)

@@ -12,12 +12,13 @@ recipe=simsiam (Chen & He 2021, appendix A): ResNet-50 backbone features, linear
 batch 4096, blr 0.02, wd 0, 90 epochs, cosine. The paper: 68.1 top-1 after 100 epochs of
 pre-training (70.0 after 200, 71.3 after 800).
 """
-from ssljax import config_lib, recipes
+from ssljax.config import loading, sections
+from ssljax.methods import recipes
 
 
 def get_config(arg=None):
-  arg = config_lib.parse_arg(arg, runlocal=False, recipe="mae", protocol="linear_probe")
-  c = config_lib.probe_base_config()
+  arg = loading.parse_arg(arg, runlocal=False, recipe="mae", protocol="linear_probe")
+  c = sections.probe_base_config()
   c.protocol = arg.protocol
   c.input.source, c.input.name, c.input.image_size = "tfds", "imagenet2012", 224
   c.probe.test_split = "validation"

@@ -11,17 +11,19 @@ optimisation and augmentation are SimSiam's CIFAR recipe (`recipes.siamese_cifar
 methods compare on equal terms. The paper reports about 94% linear accuracy on CIFAR-10 with
 ResNet-50, batch 1024 to 4096 and 500+ epochs (appendix B.9). `:cpu` is width 16, 512-d hidden.
 """
-from ssljax import config_lib, recipes
-from ssljax.methods import simclr
+from ssljax.config import sections
+from ssljax.methods import recipes, simclr
 
 
 def get_config(arg=None):
   arg = recipes.cifar10_arg(arg)
-  c = config_lib.base_config()
+  c = sections.base_config()
   c.method, c.simclr = "simclr", simclr.default_config()
   c.simclr.temperature = 0.5
   if arg.cpu:
     c.simclr.hidden_dim = 512
   recipes.siamese_cifar10(c, arg)
+  if arg.runlocal:
+    recipes.siamese_runlocal(c)
   c.lock()
   return c

@@ -10,17 +10,19 @@ Hardware: the paper used 128 TPU v3 cores. Linear accuracy: 69.3 at 1000 epochs 
 Table 6); the seed's comparison (SimSiam paper, Table 4) gives 66.5 / 68.3 / 69.8 / 70.4 at
 100 / 200 / 400 / 800 epochs. Needs TFDS imagenet2012 as array_record.
 """
-from ssljax import config_lib, recipes
-from ssljax.methods import simclr
+from ssljax.config import loading, sections
+from ssljax.methods import recipes, simclr
 
 
 def get_config(arg=None):
-  arg = config_lib.parse_arg(arg, runlocal=False, epochs=100)
-  c = config_lib.base_config()
+  arg = loading.parse_arg(arg, runlocal=False, epochs=100)
+  c = sections.base_config()
   c.method, c.simclr = "simclr", simclr.default_config()
   recipes.siamese_imagenet(c, arg, batch_size=4096, optimizer="lars", blr=0.3,
                            weight_decay=1e-6, warmup_epochs=10)
   if not arg.runlocal:
     c.aug.color_jitter = (0.8, 0.8, 0.8, 0.2)
+  if arg.runlocal:
+    recipes.siamese_runlocal(c)
   c.lock()
   return c

@@ -13,16 +13,19 @@ T=0.1, is what runs here during training). Ablations: `--config.simsiam.stop_gra
 fixed at random init), `--config.optim.fixed_lr_regex=None` (predictor lr decayed too).
 `:cpu` is a narrow ResNet-18 (width 16) with 512-d heads for minutes-long CPU runs.
 """
-from ssljax import config_lib, recipes
+from ssljax.config import sections
+from ssljax.methods import recipes
 
 
 def get_config(arg=None):
   arg = recipes.cifar10_arg(arg)
-  c = config_lib.base_config()
+  c = sections.base_config()
   recipes.simsiam_base(c)
   c.simsiam.projector_layers = 2
   if arg.cpu:
     c.simsiam.dim, c.simsiam.predictor_hidden_dim = 512, 128
   recipes.siamese_cifar10(c, arg)
+  if arg.runlocal:
+    recipes.siamese_runlocal(c)
   c.lock()
   return c

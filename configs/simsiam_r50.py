@@ -10,12 +10,13 @@ crops 0.2-1, flip, color jitter p=0.8, grayscale p=0.2, Gaussian blur p=0.5. Har
 paper used 8 V100s. Needs TFDS imagenet2012 as array_record.
 Paper linear accuracy: 68.1 / 70.0 / 70.8 / 71.3 at 100 / 200 / 400 / 800 epochs (Table 4).
 """
-from ssljax import config_lib, recipes
+from ssljax.config import loading, sections
+from ssljax.methods import recipes
 
 
 def get_config(arg=None):
-  arg = config_lib.parse_arg(arg, runlocal=False, epochs=100)
-  c = config_lib.base_config()
+  arg = loading.parse_arg(arg, runlocal=False, epochs=100)
+  c = sections.base_config()
   recipes.simsiam_base(c)
   c.input.source = "tfds"
   c.input.name = "imagenet2012"
@@ -30,11 +31,9 @@ def get_config(arg=None):
   c.total_epochs = arg.epochs
   c.log_every_steps = 100
   c.checkpoint_every_steps = 2500
-  steps_per_epoch = 1281167 // c.input.batch_size
-  c.evals.knn = config_lib.knn_eval_config(every_steps=10 * steps_per_epoch,
-                                           test_split="validation", feature="backbone",
-                                           batch_size=1024)
+  c.evals.knn = sections.knn_eval_config(every_epochs=10, test_split="validation",
+                                         feature="backbone", batch_size=1024)
   if arg.runlocal:
-    recipes.simsiam_runlocal(c)
+    recipes.siamese_runlocal(c)
   c.lock()
   return c

@@ -11,17 +11,19 @@ batch, swapped prediction between 2 crops of 32px (multi-crop: `--config.swav.nu
 512; 40 steps for `:cpu`); head 2048 -> 128; optimisation and augmentation are SimSiam's CIFAR
 recipe (`recipes.siamese_cifar10`). The SwAV paper has no CIFAR-10 pre-training result.
 """
-from ssljax import config_lib, recipes
-from ssljax.methods import swav
+from ssljax.config import sections
+from ssljax.methods import recipes, swav
 
 
 def get_config(arg=None):
   arg = recipes.cifar10_arg(arg)
-  c = config_lib.base_config()
+  c = sections.base_config()
   c.method, c.swav = "swav", swav.default_config()
   c.swav.freeze_prototypes_steps = 50000 // 512
   if arg.cpu:
     c.swav.hidden_dim, c.swav.freeze_prototypes_steps = 512, 40
   recipes.siamese_cifar10(c, arg)
+  if arg.runlocal:
+    recipes.siamese_runlocal(c)
   c.lock()
   return c

@@ -10,13 +10,13 @@ Linear accuracy: 72.1 at 100 epochs with multi-crop, 75.3 at 800 (paper, Table 1
 seed's comparison (SimSiam paper, Table 4, without multi-crop): 66.5 / 69.1 / 70.7 / 71.8 at
 100 / 200 / 400 / 800 epochs. Needs TFDS imagenet2012 as array_record.
 """
-from ssljax import config_lib, recipes
-from ssljax.methods import swav
+from ssljax.config import loading, sections
+from ssljax.methods import recipes, swav
 
 
 def get_config(arg=None):
-  arg = config_lib.parse_arg(arg, runlocal=False, epochs=100)
-  c = config_lib.base_config()
+  arg = loading.parse_arg(arg, runlocal=False, epochs=100)
+  c = sections.base_config()
   c.method, c.swav = "swav", swav.default_config()
   c.swav.freeze_prototypes_steps = 1281167 // 4096
   c.swav.num_small_crops = 6
@@ -25,5 +25,7 @@ def get_config(arg=None):
   c.aug.crop_scale = (0.14, 1.0)
   if arg.runlocal:
     c.swav.num_small_crops = 2
+  if arg.runlocal:
+    recipes.siamese_runlocal(c)
   c.lock()
   return c

@@ -13,7 +13,8 @@ import argparse
 import jax
 import numpy as np
 
-from ssljax import config_lib, metrics
+from ssljax.config import loading
+from ssljax.runtime import metrics
 from ssljax.data import augment, sources
 from ssljax.evals import recon
 
@@ -39,7 +40,7 @@ def main():
   parser.add_argument("--num", type=int, default=8, help="number of images (rows)")
   parser.add_argument("--seed", type=int, default=0)
   args = parser.parse_args()
-  config = config_lib.load(args.config)
+  config = loading.load(args.config)
   grid = recon.figure(view_pairs(config, args.num, args.seed), titles=COLUMNS)
   with open(args.out, "wb") as f:
     f.write(metrics.png_bytes(np.asarray(grid)))

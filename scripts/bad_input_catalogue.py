@@ -17,7 +17,8 @@ if __name__ == "__main__":
 import ml_collections  # pylint: disable=wrong-import-position
 import numpy as np  # pylint: disable=wrong-import-position
 
-from ssljax import config_lib, runs, train  # pylint: disable=wrong-import-position
+from ssljax.run import run_types  # pylint: disable=wrong-import-position
+from ssljax.config import loading
 from ssljax.errors import UserError  # pylint: disable=wrong-import-position
 
 
@@ -26,7 +27,7 @@ def _set(**fields):
   def setup(config, tmp):
     del tmp
     for name, value in fields.items():
-      config_lib.set_field(config, name.replace("__", "."), value)
+      loading.set_field(config, name.replace("__", "."), value)
   return setup
 
 
@@ -69,7 +70,7 @@ def _checkpoint_of_another_shape(config, tmp):
   config.evals = ml_collections.ConfigDict()
   first = config.copy_and_resolve_references()
   first.total_steps = 1
-  train.train_and_evaluate(first, workdir)
+  run_types.run(first, workdir)
   config.model.mlp_dim = 200
   return workdir
 
@@ -159,10 +160,10 @@ CASES = [
 def error_message(case, tmp):
   """The UserError message of `case` run in the fresh directory `tmp`; raises if none."""
   name, _, setup, _, *base = case
-  config = config_lib.load(base[0] if base else "demo:runlocal")
+  config = loading.load(base[0] if base else "demo:runlocal")
   with config.unlocked():
     workdir = setup(config, tmp) or os.path.join(tmp, "run")
-  run = runs.for_config(config)  # as main does
+  run = run_types.run  # as main does
   try:
     run(config, workdir)
   except UserError as e:

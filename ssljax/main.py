@@ -10,8 +10,9 @@ import sys
 from absl import app, flags
 from ml_collections import config_flags
 
-from ssljax import cli_logging, config_lib
+from ssljax.config import loading
 from ssljax.errors import UserError
+from ssljax.runtime import cli_logging
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Config file, optionally `file.py:arg`.",
@@ -36,7 +37,7 @@ def format_summary(summary):
   if summary.get("final_loss") is not None:
     lines.append(f"  final loss            {summary['final_loss']:.4f}")
   evals = summary["evals"]
-  for key, value in sorted(evals.items()):
+  for key, value in evals.items():  # in the order the evaluators report them
     if key.startswith("random_init/"):
       continue
     baseline = evals.get(f"random_init/{key}")
@@ -95,7 +96,7 @@ def parse_flags(argv):
     if FLAGS.config is not None:
       FLAGS.config.keys()  # a config file that failed to load raises only when first used
       for arg in unset:
-        config_lib.set_field(FLAGS.config, arg.split("=")[0].removeprefix("--config."), None)
+        loading.set_field(FLAGS.config, arg.split("=")[0].removeprefix("--config."), None)
     return args
   except Exception as e:  # pylint: disable=broad-except
     if "--verbose" in argv:
@@ -108,11 +109,12 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   cli_logging.setup()
-  from ssljax import distributed, runs  # pylint: disable=g-import-not-at-top
-  run = runs.for_config(FLAGS.config)
+  # pylint: disable=g-import-not-at-top  # JAX starts after the flags, the runs after JAX
+  from ssljax.runtime import distributed
   try:
     distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
-    summary = run(FLAGS.config, FLAGS.workdir)
+    from ssljax.run import run_types
+    summary = run_types.run(FLAGS.config, FLAGS.workdir)
   except UserError as e:
     if FLAGS.verbose:
       raise

@@ -2,7 +2,7 @@
 
   python -m ssljax.report /tmp/runs/* --out=/tmp/report
 
-Evaluation runs (a `results.json`, written by `ssljax.linear_probe` and `ssljax.finetune`)
+Evaluation runs (a `results.json`, written by the evaluation run types of `ssljax.run`)
 become rows of the table: one row per encoder, one column per protocol; two runs of one
 protocol on one encoder (two recipes, say) get a row each, named by their run directory.
 Pre-training runs (a `metrics.jsonl` with a loss) become curves: loss, kNN top-1 and the
@@ -14,12 +14,12 @@ import json
 import os
 import sys
 
-from ssljax import metrics
+from ssljax.runtime import metrics
 
 # (column title, protocol, key in the record's "all" dict, or None for its "value")
 COLUMNS = (
-    ("kNN top-1 (k=20, T=0.07)", "knn", "knn_top1_k20_t0.07"),
-    ("kNN top-1 (k=200, T=0.1)", "knn", "knn_top1_k200_t0.1"),
+    ("kNN top-1 (k=20, T=0.07)", "knn", "knn/top1_k20_t0.07"),
+    ("kNN top-1 (k=200, T=0.1)", "knn", "knn/top1_k200_t0.1"),
     ("linear probe top-1", "linear_probe", None),
     ("fine-tuning top-1", "finetune", None),
 )
@@ -48,7 +48,7 @@ def collect(run_dirs):
     if os.path.isfile(result_path):
       with open(result_path, encoding="utf-8") as f:
         records.append(dict(json.load(f), run_dir=run_dir))
-      if records[-1]["protocol"] == "finetune" and any("test_top1" in r for r in rows):
+      if records[-1]["protocol"] == "finetune" and any("finetune/top1" in r for r in rows):
         curves["finetune"][run_name(run_dir)] = rows
     elif any("loss" in r for r in rows):
       curves["pretraining"][run_name(run_dir)] = rows
@@ -80,10 +80,10 @@ def markdown_table(records):
 # (title, which runs, which metrics)
 PANELS = (
     ("pre-training loss", "pretraining", lambda k: k == "loss"),
-    ("kNN top-1", "pretraining", lambda k: "knn_top1" in k and not k.startswith("random_init/")),
+    ("kNN top-1", "pretraining", lambda k: "/top1_k" in k and not k.startswith("random_init/")),
     ("collapse monitors (std of l2-normalised outputs)", "pretraining",
      lambda k: k.endswith("_std")),
-    ("fine-tuning test top-1", "finetune", lambda k: k == "test_top1"),
+    ("fine-tuning test top-1", "finetune", lambda k: k == "finetune/top1"),
 )
 
 

@@ -1,9 +1,14 @@
 """Test setup: 8 fake CPU devices (before JAX initialises) and shared fixtures."""
 import os
+import tempfile
 
 import jax
 
 jax.config.update("jax_num_cpu_devices", 8)
+# One persistent compilation cache for the session, its workers and the runs they start: the
+# suite compiles the same few runlocal steps many times (compilations over 1 s are kept).
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="ssljax-jax-cache-"))
+jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
 
 import pytest  # pylint: disable=wrong-import-position
 
@@ -22,27 +27,27 @@ def cifar10_dir():
 
 def load_config(name, arg=None):
   """`get_config(arg)` of configs/<name>.py."""
-  from ssljax import config_lib  # pylint: disable=g-import-not-at-top
-  return config_lib.load(f"{name}:{arg}" if arg else name)
+  from ssljax.config import loading  # pylint: disable=g-import-not-at-top
+  return loading.load(f"{name}:{arg}" if arg else name)
 
 
 def load_config_with(name, arg=None, **fields):
   """`load_config(name, arg)` with `fields` set ("probe__augment" sets probe.augment)."""
-  from ssljax import config_lib  # pylint: disable=g-import-not-at-top
+  from ssljax.config import loading  # pylint: disable=g-import-not-at-top
   config = load_config(name, arg)
   with config.unlocked():
     for field, value in fields.items():
-      config_lib.set_field(config, field.replace("__", "."), value)
+      loading.set_field(config, field.replace("__", "."), value)
   return config
 
 
 @pytest.fixture(scope="session")
 def pretrained_workdir(tmp_path_factory):
   """A demo:runlocal MAE pre-training run (6 steps), shared by the evaluation tests."""
-  from ssljax import train  # pylint: disable=g-import-not-at-top
+  from ssljax.run import run_types  # pylint: disable=g-import-not-at-top
   workdir = tmp_path_factory.mktemp("pretrained")
   config = load_config("demo", "runlocal")
   with config.unlocked():
     config.evals = {}
-  train.train_and_evaluate(config, str(workdir))
+  run_types.run(config, str(workdir))
   return str(workdir)

@@ -12,7 +12,8 @@ import orbax.checkpoint as ocp
 import pytest
 
 from conftest import load_config
-from ssljax import checkpoint, metrics, train
+from ssljax.run import run_types
+from ssljax.runtime import checkpoint, metrics
 from ssljax.errors import UserError
 
 
@@ -20,7 +21,7 @@ from ssljax.errors import UserError
 def finished_run(tmp_path_factory):
   """A complete demo:runlocal run (6 steps, checkpoints at 3 and 6) and its losses."""
   workdir = tmp_path_factory.mktemp("finished")
-  train.train_and_evaluate(load_config("demo", "runlocal"), str(workdir))
+  run_types.run(load_config("demo", "runlocal"), str(workdir))
   return workdir, _losses(workdir)
 
 
@@ -48,7 +49,7 @@ def test_half_written_checkpoint_is_ignored(finished_run, tmp_path):
   partial = workdir / "checkpoints" / "9.orbax-checkpoint-tmp-1712345678"
   (partial / "state").mkdir(parents=True)
   (partial / "state" / "d").write_bytes(b"half")
-  summary = train.train_and_evaluate(load_config("demo", "runlocal"), str(workdir))
+  summary = run_types.run(load_config("demo", "runlocal"), str(workdir))
   assert summary["final_loss"] is None and summary["step"] == 6  # resumed from 6: done
 
 
@@ -56,8 +57,8 @@ def test_damaged_newest_checkpoint_is_set_aside_and_the_previous_one_resumes(
     finished_run, tmp_path, caplog):
   workdir = _copy(finished_run, tmp_path)
   _damage(workdir / "checkpoints" / "6")
-  with caplog.at_level(logging.WARNING, logger="ssljax.checkpoint"):
-    summary = train.train_and_evaluate(load_config("demo", "runlocal"), str(workdir))
+  with caplog.at_level(logging.WARNING, logger="ssljax.runtime.checkpoint"):
+    summary = run_types.run(load_config("demo", "runlocal"), str(workdir))
   assert any("checkpoint step 6" in r.message and "unreadable" in r.message
              for r in caplog.records)
   losses = _losses(workdir)
@@ -73,7 +74,7 @@ def test_no_readable_checkpoint_is_an_error_that_keeps_the_files(finished_run, t
   for step in (3, 6):
     _damage(workdir / "checkpoints" / str(step))
   with pytest.raises(UserError, match="no checkpoint .* is readable"):
-    train.train_and_evaluate(load_config("demo", "runlocal"), str(workdir))
+    run_types.run(load_config("demo", "runlocal"), str(workdir))
   assert sorted(os.listdir(workdir / "checkpoints_unreadable")) == ["3", "6"]
 
 
@@ -83,7 +84,7 @@ def test_checkpoint_of_another_model_shape_names_the_parameter(finished_run, tmp
   with config.unlocked():
     config.model.mlp_dim = 200  # runlocal takes its ViT size from the table
   with pytest.raises(checkpoint.CheckpointMismatch) as error:
-    train.train_and_evaluate(config, str(workdir))
+    run_types.run(config, str(workdir))
   message = str(error.value)
   assert "checkpoint step 6" in message and "/params/encoder/" in message
   assert "mlp" in message and f"{config.model.mlp_dim}" in message and "\n" not in message
@@ -137,5 +138,5 @@ def test_training_stops_with_the_write_error_and_resumes_from_the_last_good_chec
   shutil.rmtree(workdir / "checkpoints" / "6")
   _fail_writes(monkeypatch)
   with pytest.raises(checkpoint.CheckpointWriteError, match="step 6 .* step 3$"):
-    train.train_and_evaluate(load_config("demo", "runlocal"), str(workdir))
+    run_types.run(load_config("demo", "runlocal"), str(workdir))
   assert [d for d in os.listdir(workdir / "checkpoints") if d.isdigit()] == ["3"]

@@ -5,8 +5,9 @@ import os
 import pytest
 
 from conftest import REPO, load_config
-from ssljax import config_lib
+from ssljax.config import durations, loading, sections
 from ssljax.errors import ConfigError
+from ssljax.run import pretrain, run_types
 
 CONFIGS = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(REPO, "configs",
                                                                           "*.py")))
@@ -16,11 +17,10 @@ CONFIGS = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(REPO, 
 @pytest.mark.parametrize("arg", [None, "runlocal"])
 def test_config_loads_validates_and_is_locked(name, arg):
   c = load_config(name, arg)
+  run_types.for_config(c).validate(c)  # the run type's checks, a method's own included
   if "protocol" in c:  # an evaluation run of a pre-trained encoder
-    config_lib.validate_probe(c)
-    assert c.protocol in config_lib.PROTOCOLS and c.input.batch_size > 0
+    assert c.protocol in sections.PROTOCOLS and c.input.batch_size > 0
   else:
-    config_lib.validate(c)
     assert c.method and c.input.batch_size > 0
   with pytest.raises(AttributeError):
     c.input.batch_sise = 8  # a typo is an error, not a new field
@@ -55,7 +55,7 @@ def test_paper_settings_of_the_siamese_imagenet_recipes():
                                                     num_small_crops=6,
                                                     freeze_prototypes_steps=312)),
   }
-  from ssljax import optim  # pylint: disable=g-import-not-at-top
+  from ssljax.run import optim  # pylint: disable=g-import-not-at-top
   for name, (batch, optimizer, peak, wd, warmup, fields) in papers.items():
     c = load_config(name)
     assert c.input.batch_size == batch and c.optim.name == optimizer, name
@@ -67,10 +67,10 @@ def test_paper_settings_of_the_siamese_imagenet_recipes():
 
 
 def test_config_arguments_are_parsed_and_checked():
-  arg = config_lib.parse_arg("runlocal,epochs=1600", runlocal=False, epochs=800)
+  arg = loading.parse_arg("runlocal,epochs=1600", runlocal=False, epochs=800)
   assert arg.runlocal is True and arg.epochs == 1600
   with pytest.raises(ConfigError, match="'epoch' is unknown"):
-    config_lib.parse_arg("epoch=3", runlocal=False, epochs=800)
+    loading.parse_arg("epoch=3", runlocal=False, epochs=800)
 
 
 @pytest.mark.parametrize("field,value,message", [
@@ -85,17 +85,17 @@ def test_bad_values_are_named_with_the_fix(field, value, message):
   with c.unlocked():
     c[section][key] = value
   with pytest.raises(ConfigError, match=message):
-    config_lib.validate(c)
+    pretrain.validate(c)
 
 
 def test_durations_in_steps_or_epochs():
   c = load_config("mae_vitb")
-  assert config_lib.steps(c, "total", steps_per_epoch=312) == 800 * 312
-  assert config_lib.steps(c.optim, "warmup", steps_per_epoch=312) == 40 * 312
+  assert durations.steps(c, "total", steps_per_epoch=312) == 800 * 312
+  assert durations.steps(c.optim, "warmup", steps_per_epoch=312) == 40 * 312
   with c.unlocked():
     c.total_steps = 5
   with pytest.raises(ConfigError, match="set only one"):
-    config_lib.steps(c, "total", steps_per_epoch=312)
+    durations.steps(c, "total", steps_per_epoch=312)
 
 
 def test_paper_settings_of_the_finetuning_recipes():
@@ -114,3 +114,47 @@ def test_paper_settings_of_the_finetuning_recipes():
     assert (f.rand_augment_ops, f.rand_augment_magnitude, f.rand_augment_magnitude_std,
             f.pool) == (2, 9.0, 0.5, "avg")
     assert load_config(c.encoder_config).model.variant.startswith(size + "/")
+
+
+IMAGENET_TRAIN = 1281167
+
+
+def test_epoch_cadences_are_resolved_at_the_final_batch_size():
+  for batch_size in (None, 1024):  # the recipe's 4096, and --config.input.batch_size=1024
+    c = load_config("mae_vitb")
+    if batch_size:
+      with c.unlocked():
+        c.input.batch_size = batch_size
+    per_epoch = IMAGENET_TRAIN // c.input.batch_size
+    schedule = durations.schedule(c, IMAGENET_TRAIN)
+    assert schedule.steps_per_epoch == per_epoch
+    assert (schedule.total_steps, schedule.warmup_steps) == (800 * per_epoch, 40 * per_epoch)
+    assert durations.steps(c.evals.knn, "every", per_epoch) == 50 * per_epoch
+    assert durations.steps(c.evals.recon, "every", per_epoch) == 10 * per_epoch
+  c = load_config("finetune_imagenet")
+  with c.unlocked():
+    c.input.batch_size = 512
+  schedule = durations.schedule(c, IMAGENET_TRAIN)
+  assert schedule.eval_every_steps == schedule.checkpoint_every_steps == IMAGENET_TRAIN // 512
+  for name in ("simsiam_r50", "byol_r50"):
+    c = load_config(name)
+    assert c.evals.knn.every_epochs == 10 and c.evals.knn.every_steps is None
+
+
+def _accepts_runlocal(name):
+  try:
+    load_config(name, "runlocal")
+  except ConfigError:
+    return False
+  return True
+
+
+@pytest.mark.parametrize("name", [n for n in CONFIGS if _accepts_runlocal(n)])
+def test_runlocal_shrinking_is_applied_last(name):
+  c = load_config(name, "runlocal")
+  schedule = durations.schedule(c, 1497)  # the embedded digits' training split
+  assert schedule.total_steps <= 50 and c.input.batch_size <= 128, name
+  assert c.input.source == "digits" or name == "mae_cifar10", name
+  for eval_name, eval_config in c.get("evals", {}).items():
+    every = durations.steps(eval_config, "every", schedule.steps_per_epoch, default=0)
+    assert 0 < every <= schedule.total_steps, (name, eval_name)

@@ -16,7 +16,7 @@ sys.path.insert(0, os.path.join(REPO, "benchmarks"))
 import torch_mae  # pylint: disable=g-import-not-at-top,wrong-import-position
 import torch_resnet  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-from ssljax import pretrained  # pylint: disable=g-import-not-at-top,wrong-import-position
+from ssljax.runtime import pretrained  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ssljax.convert import checkpoints  # pylint: disable=wrong-import-position
 from ssljax.errors import UserError  # pylint: disable=wrong-import-position
 from ssljax.methods import mae, simsiam  # pylint: disable=wrong-import-position
@@ -223,7 +223,7 @@ def test_cli_reports_what_it_imported_and_bad_input_in_one_line(tmp_path):
 
 def test_an_exported_then_imported_run_evaluates_exactly_like_the_original(pretrained_workdir,
                                                                            tmp_path):
-  from ssljax import linear_probe  # pylint: disable=g-import-not-at-top
+  from ssljax.run import run_types  # pylint: disable=g-import-not-at-top
   exported = str(tmp_path / "demo.pth")
   checkpoints.export_checkpoint(pretrained_workdir, exported)
   saved_config, _, _ = pretrained.load(pretrained_workdir, CPU)
@@ -231,5 +231,5 @@ def test_an_exported_then_imported_run_evaluates_exactly_like_the_original(pretr
   values = []
   for name, init_from in (("original", pretrained_workdir), ("round_trip", tmp_path / "imported")):
     config = load_config_with("probe_demo", "runlocal,protocol=knn", init_from=str(init_from))
-    values.append(linear_probe.run(config, str(tmp_path / name))["evals"])
+    values.append(run_types.run(config, str(tmp_path / name))["evals"])
   assert values[0] == values[1] and min(values[0].values()) > 0.3

@@ -1,5 +1,4 @@
 """Fine-tuning (ssljax.finetune): layer-wise lr decay, drop path, encoder loading, resume."""
-import os
 
 import jax
 import jax.numpy as jnp
@@ -8,8 +7,9 @@ import optax
 import pytest
 
 from conftest import load_config, load_config_with
-from ssljax import (checkpoint, config_lib, finetune, layer_decay, optim, preemption, pretrained,
-                    sharding)
+from ssljax.run import finetune, layer_decay, optim, run_types
+from ssljax.config import sections
+from ssljax.runtime import pretrained, sharding
 from ssljax.errors import ConfigError
 from ssljax.models import classifier, vit
 
@@ -53,7 +53,7 @@ def test_the_optimizer_scales_each_update_by_its_layer_multiplier():
   params = jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, 16, 16, 3)))["params"]
   rng = np.random.default_rng(0)
   grads = jax.tree.map(lambda p: rng.normal(size=p.shape).astype(np.float32), params)
-  c = config_lib.finetune_base_config()
+  c = sections.finetune_base_config()
   plain, _ = optim.make(c.optim, 256, total_steps=10, warmup_steps=2)
   decayed = optax.chain(plain, layer_decay.scale_by_layer(spec["depth"], 0.5))
   scales = layer_decay.multipliers(params, spec["depth"], 0.5)
@@ -119,27 +119,4 @@ def test_finetuning_starts_from_the_checkpoint_encoder(pretrained_workdir):
 def test_finetuning_a_simsiam_encoder_is_refused_with_the_fix(tmp_path):
   config = _finetune_config(baseline="random_init", encoder_config="simsiam_cifar10:runlocal")
   with pytest.raises(ConfigError, match="not simsiam: evaluate simsiam with protocol=linear_probe or knn"):
-    finetune.run(config, str(tmp_path))
-
-
-def test_preempted_finetuning_resumes_and_ends_exactly_like_an_uninterrupted_one(
-    pretrained_workdir, tmp_path, monkeypatch):
-  config = _finetune_config(init_from=pretrained_workdir, total_steps=4,
-                            checkpoint_every_steps=4, eval_every_steps=4)
-  whole = finetune.run(config, str(tmp_path / "whole"))
-  # SIGTERM's notice arrives during step 2: the run saves step 2 (off its checkpoint interval)
-  # and stops; the same command again resumes from it.
-  monkeypatch.setattr(preemption.Watch, "reached", lambda self, step: step == 2)
-  stopped = finetune.run(config, str(tmp_path / "resumed"))
-  assert stopped["preempted"] and stopped["step"] == 2
-  assert sorted(os.listdir(tmp_path / "resumed" / "checkpoints")) == ["2"]
-  monkeypatch.undo()
-  resumed = finetune.run(config, str(tmp_path / "resumed"))
-  assert resumed["final_loss"] == whole["final_loss"]
-  assert resumed["evals"] == whole["evals"]
-  managers = [checkpoint.Checkpointer(str(tmp_path / d), keep=2) for d in ("whole", "resumed")]
-  params = [m._manager.restore(4).state["params"] for m in managers]  # pylint: disable=protected-access
-  for m in managers:
-    m.close()
-  jax.tree.map(np.testing.assert_array_equal, params[0], params[1])
-  assert whole["record"]["protocol"] == "finetune" and whole["record"]["steps"] == 4
+    run_types.run(config, str(tmp_path))

@@ -6,9 +6,8 @@ import jax.numpy as jnp
 import pytest
 
 from conftest import load_config
-from ssljax import flops
+from ssljax.models import flops, resnet, vit
 from ssljax.methods import mae
-from ssljax.models import resnet, vit
 
 
 def _xla_flops(fn, *args):

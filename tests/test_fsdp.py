@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from conftest import load_config
-from ssljax import metrics, methods, sharding, train
+from ssljax import methods
+from ssljax.run import run_types
+from ssljax.runtime import metrics, sharding
 from ssljax.errors import ConfigError
 
 # Same math, different reduction order (XLA's reduce-scatter vs all-reduce): float32 rounding.
@@ -48,8 +50,8 @@ def test_state_arrays_are_split_over_fsdp_along_their_largest_divisible_dimensio
 
 @pytest.mark.parametrize("name", ["demo", pytest.param("simclr_cifar10", marks=pytest.mark.slow)])
 def test_fsdp_gives_the_losses_of_pure_data_parallelism(name, tmp_path):
-  train.train_and_evaluate(_config(name, 1), str(tmp_path / "dp"))
-  train.train_and_evaluate(_config(name, 4), str(tmp_path / "fsdp"))
+  run_types.run(_config(name, 1), str(tmp_path / "dp"))
+  run_types.run(_config(name, 4), str(tmp_path / "fsdp"))
   dp, fsdp = _losses(tmp_path / "dp"), _losses(tmp_path / "fsdp")
   assert sorted(dp) == [1, 2, 3]
   for step in dp:
@@ -58,12 +60,12 @@ def test_fsdp_gives_the_losses_of_pure_data_parallelism(name, tmp_path):
 
 def test_an_fsdp_checkpoint_resumes_under_pure_data_parallelism(tmp_path):
   full = tmp_path / "fsdp"
-  train.train_and_evaluate(_config("demo", 4, steps=6), str(full))
+  run_types.run(_config("demo", 4, steps=6), str(full))
   resumed = tmp_path / "dp"
   shutil.copytree(full, resumed)
   shutil.rmtree(resumed / "checkpoints" / "6")
   os.remove(resumed / "metrics.jsonl")
-  train.train_and_evaluate(_config("demo", 1, steps=6), str(resumed))
+  run_types.run(_config("demo", 1, steps=6), str(resumed))
   expected, again = _losses(full), _losses(resumed)
   assert sorted(again) == [4, 5, 6]
   for step in again:

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from conftest import load_config
-from ssljax import metrics, pretrained, sharding, train
+from ssljax.run import run_types
+from ssljax.runtime import metrics, pretrained, sharding
 from ssljax.errors import ConfigError
 
 
@@ -15,7 +16,7 @@ def _run(tmp_path, name, accum, steps=3):
   with config.unlocked():
     config.total_steps, config.evals, config.grad_accum_steps = steps, {}, accum
   workdir = str(tmp_path / f"{name}_{accum}")
-  train.train_and_evaluate(config, workdir)
+  run_types.run(config, workdir)
   losses = {r["step"]: r["loss"] for r in metrics.read_jsonl(os.path.join(workdir,
                                                                          "metrics.jsonl"))
             if "loss" in r}
@@ -34,12 +35,16 @@ def test_four_micro_batches_give_the_large_batch_update(tmp_path):
                accumulated_variables, variables)
 
 
-def test_accumulation_runs_a_batchnorm_method_and_checks_divisibility(tmp_path):
+@pytest.mark.slow  # a ResNet training; the equality above runs in the default suite
+def test_accumulation_runs_a_batchnorm_method(tmp_path):
   losses, _ = _run(tmp_path, "simsiam_cifar10", 2, steps=2)  # BN statistics per micro-batch
   assert all(np.isfinite(v) for v in losses.values())
+
+
+def test_accumulation_checks_divisibility(tmp_path):
   config = load_config("demo", "runlocal")
   with config.unlocked():
     config.grad_accum_steps = 8  # 32 / (8 devices x 8) is not whole
   with pytest.raises(ConfigError, match="input.batch_size=32 is not divisible by 8 devices x "
                      "grad_accum_steps=8: use a multiple of 64"):
-    train.train_and_evaluate(config, str(tmp_path / "bad"))
+    run_types.run(config, str(tmp_path / "bad"))

@@ -21,7 +21,7 @@ def test_runlocal_with_overrides_trains_and_prints_the_summary(tmp_path):
                 "--config.optim.warmup_steps=None")  # unset (1 in the recipe)
   assert result.returncode == 0, result.stderr[-2000:]
   assert "finished step 3/3" in result.stdout and "final loss" in result.stdout
-  assert "knn/knn_top1_k20" in result.stdout and "random-init" not in result.stdout
+  assert "knn/top1_k20_t0.07" in result.stdout and "random-init" not in result.stdout
   with open(tmp_path / "checkpoints" / "3" / "config" / "metadata", encoding="utf-8") as f:
     saved = json.loads(json.load(f)["config"])
   assert saved["input"]["batch_size"] == 16 and saved["model"]["mlp_dim"] == 96
@@ -53,3 +53,14 @@ def test_bad_config_value_is_one_line_with_status_2(tmp_path):
   assert result.stderr.strip().splitlines()[-1] == (
       "ssljax: error: input.image_size 30 is not divisible by patch_size 4: change "
       "input.image_size or model.variant")
+
+
+def test_importing_the_run_types_leaves_jax_unstarted():
+  """`jax.distributed.initialize` must come before any device use: no module a run imports may
+  touch a device at import time (a module-level jnp array would)."""
+  code = ("from ssljax.run import run_types\n"
+          "from jax._src import xla_bridge\n"
+          "assert not xla_bridge._backends, 'a device was used at import'\n")
+  result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                          text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-2000:]

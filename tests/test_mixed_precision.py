@@ -5,10 +5,12 @@ import numpy as np
 import pytest
 
 from conftest import load_config
-from ssljax import methods, optim, train
+from ssljax import methods
+from ssljax.run import optim, pretrain
+from ssljax.run.state import TrainState
 
 
-@pytest.mark.parametrize("name", ["demo", "simsiam_cifar10"])
+@pytest.mark.parametrize("name", ["demo", pytest.param("simsiam_cifar10", marks=pytest.mark.slow)])
 def test_bfloat16_steps_keep_float32_state_and_track_the_float32_loss(name):
   losses = {}
   for dtype in ("float32", "bfloat16"):
@@ -19,8 +21,8 @@ def test_bfloat16_steps_keep_float32_state_and_track_the_float32_loss(name):
     variables = dict(method.init(config, jax.random.key(0), (1, 32, 32, 3)))
     params = variables.pop("params")
     tx, lr = optim.make(config.optim, 32, total_steps=10, warmup_steps=0)
-    state = train.TrainState.create(params, tx.init(params), variables)
-    step = jax.jit(train.make_train_step(config, method, tx, lr, total_steps=10))
+    state = TrainState.create(params, tx.init(params), variables)
+    step = jax.jit(pretrain.make_train_step(config, method, tx, lr, total_steps=10))
     images = np.random.default_rng(0).integers(0, 256, (32, 32, 32, 3), np.uint8)
     losses[dtype] = []
     for _ in range(3):

@@ -6,9 +6,10 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from conftest import REPO
-from ssljax import metrics
+from ssljax.runtime import metrics
 
 COMMAND = [sys.executable, "-m", "ssljax.main", "--config=configs/demo.py:runlocal",
            "--config.log_every_steps=1", "--config.evals.knn.every_steps=0",
@@ -43,6 +44,7 @@ def _two_processes(workdir, *flags):
   return outputs
 
 
+@pytest.mark.slow  # the default suite starts 2 processes in test_preemption's multi-host test
 def test_two_processes_train_like_one_process_with_all_the_devices(tmp_path):
   single = subprocess.run(COMMAND + [f"--workdir={tmp_path / 'one'}"], cwd=REPO, env=_env(8),
                           capture_output=True, text=True, timeout=600)

@@ -61,6 +61,7 @@ def test_mae_visualize_from_a_pytorch_file(pretrained_workdir, tmp_path, monkeyp
   assert os.path.getsize(tmp_path / "mae_masking_ratios.png") > 10_000
 
 
+@pytest.mark.slow  # two ResNet trainings; the other notebooks run in the default suite
 def test_simsiam_collapse_trains_both_variants_and_plots(tmp_path, monkeypatch):
   text = _execute("simsiam_collapse", tmp_path, monkeypatch)
   assert "| stop-gradient (SimSiam) |" in text and "| no stop-gradient |" in text

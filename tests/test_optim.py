@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from conftest import load_config
-from ssljax import optim
+from ssljax.run import optim
 from ssljax.methods import mae
 
 

@@ -22,21 +22,21 @@ def _plotted_panels(png_path):
 
 
 def test_report_pivots_records_by_encoder_and_plots_pretraining_curves(tmp_path, capsys):
-  knn_all = {"knn_top1_k20_t0.07": 0.41, "knn_top1_k200_t0.1": 0.43}
+  knn_all = {"knn/top1_k20_t0.07": 0.41, "knn/top1_k200_t0.1": 0.43}
   _record(tmp_path / "mae_knn", "knn", "mae encoder of /w/checkpoints/9", 0.43,
           {"all": knn_all})
   _record(tmp_path / "mae_lin", "linear_probe", "mae encoder of /w/checkpoints/9", 0.5)
   _record(tmp_path / "pixels_lin", "linear_probe", "pixels", 0.38)
   _record(tmp_path / "mae_ft", "finetune", "mae encoder of /w/checkpoints/9", 0.7,
-          metric_rows=[{"step": 5, "loss": 2.0}, {"step": 5, "test_top1": 0.6},
-                       {"step": 10, "test_top1": 0.7}])
+          metric_rows=[{"step": 5, "loss": 2.0}, {"step": 5, "finetune/top1": 0.6},
+                       {"step": 10, "finetune/top1": 0.7}])
   # the same protocol on the same encoder under two recipes: a row each, not one overwritten
   _record(tmp_path / "random_ft_ld065", "finetune", "mae encoder at random init", 0.2)
   _record(tmp_path / "random_ft_ld1", "finetune", "mae encoder at random init", 0.3)
   pretraining = tmp_path / "mae_pretrain"
   pretraining.mkdir()
   rows = [{"step": s, "loss": 1.0 / s, "prediction_std": 0.04} for s in (1, 2, 3)]
-  rows.append({"step": 3, "knn/knn_top1_k20": 0.3})
+  rows.append({"step": 3, "knn/top1_k20_t0.07": 0.3})
   (pretraining / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
 
   out = tmp_path / "report"
@@ -52,7 +52,7 @@ def test_report_pivots_records_by_encoder_and_plots_pretraining_curves(tmp_path,
 
 
 def test_report_of_evaluation_runs_alone_plots_their_finetuning_curves(tmp_path):
-  rows = [{"step": 5, "test_top1": 0.4}, {"step": 10, "test_top1": 0.5}]
+  rows = [{"step": 5, "finetune/top1": 0.4}, {"step": 10, "finetune/top1": 0.5}]
   _record(tmp_path / "ft", "finetune", "mae encoder of /w/checkpoints/9", 0.5, metric_rows=rows)
   _record(tmp_path / "lin", "linear_probe", "mae encoder of /w/checkpoints/9", 0.4,
           metric_rows=[{"step": 1, "loss": 1.0}])  # a probe's loss is no pre-training curve
@@ -64,7 +64,7 @@ def test_report_of_evaluation_runs_alone_plots_their_finetuning_curves(tmp_path)
 def test_report_leaves_out_the_collapse_panel_for_runs_without_monitors(tmp_path):
   pretraining = tmp_path / "mae_pretrain"
   pretraining.mkdir()
-  rows = [{"step": s, "loss": 1.0 / s} for s in (1, 2)] + [{"step": 2, "knn/knn_top1_k20": 0.3}]
+  rows = [{"step": s, "loss": 1.0 / s} for s in (1, 2)] + [{"step": 2, "knn/top1_k20_t0.07": 0.3}]
   (pretraining / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
   assert report.main([str(pretraining), f"--out={tmp_path / 'out'}"]) == 0
   assert _plotted_panels(tmp_path / "out" / "curves.png") == 2  # loss and kNN

@@ -7,8 +7,11 @@ import numpy as np
 import pytest
 
 from conftest import load_config
-from ssljax import metrics, optim, sharding, train
+from ssljax.run import optim, pretrain, run_types
+from ssljax.run.state import TrainState
+from ssljax.runtime import metrics, sharding
 from ssljax.data import augment
+from ssljax import methods
 from ssljax.methods import simsiam
 
 
@@ -95,8 +98,8 @@ def test_predictor_fixed_at_random_init_never_moves(frozen):
   variables = simsiam.init(config, jax.random.key(0), (1, 32, 32, 3))
   params = variables.pop("params")
   tx, lr = optim.make(config.optim, 32, total_steps=10, warmup_steps=0)
-  state = train.TrainState.create(params, tx.init(params), variables)
-  step = jax.jit(train.make_train_step(config, simsiam, tx, lr, total_steps=10))
+  state = TrainState.create(params, tx.init(params), variables)
+  step = jax.jit(pretrain.make_train_step(config, methods.get("simsiam"), tx, lr, total_steps=10))
   images = np.random.default_rng(0).integers(0, 256, (32, 32, 32, 3), np.uint8)
   for _ in range(2):
     state, _ = step(state, {"image": images, "label": np.zeros(32, np.int32)})
@@ -145,7 +148,7 @@ def _short_cifar_run(stop_gradient, workdir):
     config.model.resnet_width, config.simsiam.dim, config.simsiam.predictor_hidden_dim = 8, 128, 32
     config.simsiam.stop_gradient = stop_gradient
     config.evals = {}
-  train.train_and_evaluate(config, str(workdir), devices=jax.devices()[:1])
+  run_types.run(config, str(workdir), devices=jax.devices()[:1])
   return [r for r in metrics.read_jsonl(os.path.join(workdir, "metrics.jsonl"))
           if "prediction_std" in r]
 

@@ -5,7 +5,7 @@
   python -m ssljax.convert export --init_from=/tmp/ssljax-demo --output=/tmp/demo_mae.pth
 
 `import` writes an ssljax checkpoint (`WORKDIR/checkpoints/0`) that `--config.init_from`
-(linear probe, kNN, fine-tuning) and `ssljax.pretrained.load` accept; `export` writes an
+(linear probe, kNN, fine-tuning) and `ssljax.runtime.pretrained.load` accept; `export` writes an
 ssljax pre-training checkpoint back in the PyTorch layout. Modules: `layouts` (parameter names
 and array layouts), `state_dicts` (tree <-> flat state dict), `torch_files` (.pth I/O),
 `checkpoints` (the two operations).

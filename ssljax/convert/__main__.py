@@ -10,7 +10,7 @@ import sys
 from absl import app, flags
 from ml_collections import config_flags
 
-from ssljax import cli_logging
+from ssljax.runtime import cli_logging
 from ssljax.errors import UserError
 
 FLAGS = flags.FLAGS

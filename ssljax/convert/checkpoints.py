@@ -21,31 +21,24 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from ssljax import config_lib, methods, pretrained
+from ssljax import methods
+from ssljax.config import validation
+from ssljax.runtime import pretrained
 from ssljax.convert import layouts, state_dicts, torch_files
 from ssljax.errors import UserError
 from ssljax.models import posemb, vit
 
-# The official files' wrapper key (MAE's main_finetune reads checkpoint["model"]); ResNets are
-# written as a plain torchvision state dict.
-WRAPPER_KEY = {"mae": "model"}
-# Methods whose encoder is `params["backbone"]` (+ its BatchNorm statistics): only the backbone
-# is converted (heads, targets, queues and prototypes have no common PyTorch layout).
-SIAMESE = ("simsiam", "simclr", "moco", "byol", "swav")
+LAYOUT_KEYS = {"vit": layouts.vit_key, "resnet": layouts.resnet_key}
 
 
 def model_parts(config):
-  """[(part name, key function, required)] for `config.method`."""
-  if config.method == "mae":
-    if config.mae.encoder_mask_tokens:
-      raise UserError("mae.encoder_mask_tokens=True (the BERT-style variant) has no PyTorch "
-                      "layout: convert models with mae.encoder_mask_tokens=False")
-    return [("encoder", layouts.vit_key, True), ("decoder", layouts.vit_key, False)]
-  if config.method in SIAMESE:
-    is_resnet = config.model.variant.startswith("resnet")
-    return [("backbone", layouts.resnet_key if is_resnet else layouts.vit_key, True)]
-  raise UserError(f"config.method={config.method!r} has no PyTorch layout: convert supports "
-                  f"mae and {', '.join(SIAMESE)} checkpoints")
+  """[(part name, key function, required)] for `config.method` (its `torch_parts` hook)."""
+  method = methods.get(config.method)
+  if method.torch_parts is None:
+    raise UserError(f"config.method={config.method!r} has no PyTorch layout: convert supports "
+                    "the methods whose module defines torch_parts")
+  return [(part, LAYOUT_KEYS[layout], required)
+          for part, layout, required in method.torch_parts(config)]
 
 
 def _pos_embed_key(part):
@@ -91,9 +84,7 @@ def _describe_model(config):
   spec = vit.spec_from_config(config.model)
   text = (f"model.variant={config.model.variant} (width {spec['width']}, depth "
           f"{spec['depth']}, patch {spec['patch_size']})")
-  if config.method == "mae":
-    text += f", decoder {config.mae.decoder_width} x {config.mae.decoder_depth}"
-  return text
+  return text + methods.get(config.method).describe_model(config)
 
 
 def import_file(source, config, workdir):
@@ -101,7 +92,8 @@ def import_file(source, config, workdir):
 
   Returns {"checkpoint", "loaded" (arrays read), "random_init" (parts), "ignored" (keys)}.
   """
-  config_lib.validate(config)
+  validation.validate(config)
+  methods.get(config.method).validate(config)
   parts = model_parts(config)
   checkpoints_dir = os.path.join(os.path.abspath(workdir), "checkpoints")
   if os.path.exists(checkpoints_dir):
@@ -144,7 +136,7 @@ def import_file(source, config, workdir):
 
 
 def _write(step_dir, config, variables):
-  """The checkpoint `ssljax.pretrained.load` reads: the state's step, params and other
+  """The checkpoint `ssljax.runtime.pretrained.load` reads: the state's step, params and other
   collections, and the config. There is no optimizer state: it initialises runs; it does not
   resume one."""
   state = {"step": np.zeros((), np.int32), "params": variables["params"]}
@@ -181,5 +173,5 @@ def export_checkpoint(init_from, output, image_size=None):
       state_dict[_pos_embed_key(name)] = fixed_pos_embed(token.shape[-1], grid)
   for key in [k for k in state_dict if k.endswith(".running_mean")]:
     state_dict[key.replace("running_mean", "num_batches_tracked")] = np.zeros((), np.int64)
-  torch_files.write(output, state_dict, WRAPPER_KEY.get(config.method))
+  torch_files.write(output, state_dict, methods.get(config.method).torch_wrapper_key)
   return {"output": os.path.abspath(output), "keys": len(state_dict), "step_dir": step_dir}

@@ -55,3 +55,31 @@ def train_iterator(source, global_batch_size, seed, *, process_index=None, proce
   options = grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=2 * local)
   examples = host.map(_keep_image_label).to_iter_dataset(options)
   return iter(examples.batch(local, drop_remainder=True))
+
+
+class ArrayBatches:
+  """Endless batches {"feature": [b, ...], "label": [b]} of arrays every host holds in full
+  (features cached from a frozen encoder): a seeded permutation per epoch, full batches only,
+  this host's slice of each global batch; its position is checkpointed like `train_iterator`'s."""
+
+  def __init__(self, features, labels, global_batch_size, seed):
+    self._features, self._labels = features, labels
+    self._batch, self._seed, self._next = global_batch_size, seed, 0
+
+  def __iter__(self):
+    return self
+
+  def __next__(self):
+    per_epoch = len(self._labels) // self._batch
+    epoch, position = divmod(self._next, per_epoch)
+    order = np.random.default_rng([self._seed, epoch]).permutation(len(self._labels))
+    index = order[position * self._batch:(position + 1) * self._batch]
+    index = np.array_split(index, jax.process_count())[jax.process_index()]
+    self._next += 1
+    return {"feature": self._features[index], "label": self._labels[index]}
+
+  def get_state(self):
+    return {"next_batch": self._next}
+
+  def set_state(self, state):
+    self._next = int(state["next_batch"])

@@ -13,6 +13,7 @@ which costs a few elementwise passes per image: small next to the encoder.
 """
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ssljax.data import augment
 
@@ -173,7 +174,7 @@ PIXEL = {
 OPS = {**PIXEL, **{name: (lambda m: lambda k, x, level: affine(x, m(k, level, x.shape)))(m)
                    for name, m in GEOMETRIC.items()}}
 _NAMES = tuple(OPS)
-_IDENTITY = jnp.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+_IDENTITY = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], np.float32)  # no device at import
 
 
 def _apply_op(index, key, image, level):

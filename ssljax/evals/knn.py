@@ -1,4 +1,6 @@
-"""Weighted kNN top-1 on encoder features (the InstDisc / DINO monitor).
+"""Weighted kNN top-1 on encoder features (the InstDisc / DINO monitor), during pre-training and
+as an evaluation-only run (`protocol="knn"`), with one metric schema: `top1_k{k}_t{t}` under the
+evaluator's name (`knn/top1_k20_t0.07`).
 
 Features are l2-normalised; each test example takes its k most cosine-similar training
 examples, each voting for its label with weight exp(similarity / temperature).
@@ -7,10 +9,10 @@ import functools
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from ssljax import sharding
 from ssljax.data import sources
+from ssljax.evals import batched
+from ssljax.runtime import sharding
 
 
 @functools.partial(jax.jit, static_argnames=("k", "num_classes"))
@@ -35,51 +37,51 @@ def knn_accuracy(train_features, train_labels, test_features, test_labels, *, k,
   return correct / len(test_labels)
 
 
-def extract_features(encode_fn, variables, images, batch_size, mesh):
-  """uint8 [N, H, W, C] -> float32 [N, D] in batches sharded over the mesh (last one padded)."""
-  sharding.check_batch_size(batch_size, mesh, "evals.knn.batch_size")
-  outputs = []
-  for start in range(0, len(images), batch_size):
-    chunk = images[start:start + batch_size]
-    real = len(chunk)
-    if real < batch_size:
-      chunk = np.concatenate([chunk, np.zeros((batch_size - real,) + chunk.shape[1:],
-                                              chunk.dtype)])
-    batch = sharding.from_full_host_copy(chunk, sharding.batch_sharding(mesh))
-    outputs.append(np.asarray(encode_fn(variables, batch))[:real])
-  return np.concatenate(outputs)
+def knn_scalars(train, test, ks, temperatures, num_classes):
+  """{"top1_k{k}_t{t}": accuracy} for (features [N, D], labels [N]) train and test pairs."""
+  return {f"top1_k{k}_t{t}": knn_accuracy(train[0], train[1], test[0], test[1], k=k,
+                                          temperature=t, num_classes=num_classes)
+          for k in ks for t in temperatures}
 
 
 class KnnEvaluator:
-  """kNN top-1 of `method.encode` features, train split -> test split of the labelled data."""
+  """kNN top-1 of `encode(variables, images) -> [B, D]` features, train -> test split.
 
-  def __init__(self, config, eval_config, method, mesh):
-    self.every_steps = eval_config.every_steps
-    self.random_init_baseline = eval_config.get("random_init_baseline", False)
-    self._config, self._mesh = eval_config, mesh
+  `knn_config` has k (a tuple), temperatures (a tuple) and batch_size; `train` and `test` are
+  (uint8 images [N, H, W, 3], labels [N]).
+  """
+
+  def __init__(self, encode, train, test, num_classes, knn_config, mesh, every_steps,
+               random_init_baseline=False):
+    self.every_steps = every_steps
+    self.random_init_baseline = random_init_baseline
+    self._encode = jax.jit(encode, out_shardings=sharding.replicated(mesh))
+    self._train, self._test, self.num_classes = train, test, num_classes
+    self._config, self._mesh = knn_config, mesh
+
+  @classmethod
+  def from_config(cls, config, eval_config, method, mesh, every_steps):
+    """The pre-training monitor `config.evals.<name>` (type "knn") on `method.encode`."""
     data_config = config.input.copy_and_resolve_references()
     with data_config.unlocked():
       data_config.update(eval_config.get("input", {}))
     train = sources.get_source(data_config, eval_config.train_split)
     test = sources.get_source(data_config, eval_config.test_split)
-    self.num_classes = max(train.num_classes, test.num_classes)
-    self._train = sources.labelled_arrays(train, eval_config.get("max_train_examples"))
-    self._test = sources.labelled_arrays(test, eval_config.get("max_test_examples"))
     feature = eval_config.feature
-    self._encode = jax.jit(
-        lambda variables, images: method.encode(config, variables, images)[feature],
-        out_shardings=sharding.replicated(mesh))
+    return cls(lambda variables, images: method.encode(config, variables, images)[feature],
+               sources.labelled_arrays(train, eval_config.get("max_train_examples")),
+               sources.labelled_arrays(test, eval_config.get("max_test_examples")),
+               max(train.num_classes, test.num_classes), eval_config, mesh, every_steps,
+               eval_config.get("random_init_baseline", False))
+
+  def features(self, variables, images):
+    """uint8 [N, H, W, 3] -> float32 [N, D]."""
+    return batched.map_batches(self._encode, variables, images, self._config.batch_size,
+                               self._mesh)
 
   def run(self, variables, step):
     del step
-    c = self._config
-    train_features = extract_features(self._encode, variables, self._train[0], c.batch_size,
-                                      self._mesh)
-    test_features = extract_features(self._encode, variables, self._test[0], c.batch_size,
-                                     self._mesh)
-    scalars = {}
-    for k in c.k:
-      scalars[f"knn_top1_k{k}"] = knn_accuracy(
-          train_features, self._train[1], test_features, self._test[1], k=k,
-          temperature=c.temperature, num_classes=self.num_classes)
-    return scalars, {}
+    train = (self.features(variables, self._train[0]), self._train[1])
+    test = (self.features(variables, self._test[0]), self._test[1])
+    return knn_scalars(train, test, self._config.k, self._config.temperatures,
+                       self.num_classes), {}

@@ -6,7 +6,7 @@ import matplotlib
 import numpy as np
 from PIL import Image
 
-from ssljax import sharding
+from ssljax.runtime import sharding
 from ssljax.data import sources
 from ssljax.errors import ConfigError
 
@@ -38,11 +38,11 @@ def figure(panels, titles=COLUMNS):
 class ReconstructionEvaluator:
   """Reconstructs fixed held-out images with a fixed mask key; needs `method.reconstruct`."""
 
-  def __init__(self, config, eval_config, method, mesh):
-    if not hasattr(method, "reconstruct"):
+  def __init__(self, config, eval_config, method, mesh, every_steps):
+    if method.reconstruct is None:
       raise ConfigError(f"evals.recon needs a method with `reconstruct`, which "
                         f"{config.method!r} has not: remove evals.recon from the config")
-    self.every_steps = eval_config.every_steps
+    self.every_steps = every_steps
     self.random_init_baseline = eval_config.get("random_init_baseline", False)
     source = sources.get_source(config.input, eval_config.split)
     images, _ = sources.labelled_arrays(source, eval_config.num_images, seed=1)

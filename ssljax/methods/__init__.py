@@ -1,25 +1,24 @@
 """Methods: one module of pure functions each, looked up by `config.method`.
 
-A method module provides
-  init(config, rng, image_shape) -> variables            # {"params": ..., other collections}
-  loss(config, params, state, batch, rng) -> loss, (new_state, metrics)
-  encode(config, variables, images) -> {name: [B, D]}    # features for evaluators
-and optionally
-  after_update(config, params, model_state, step, total_steps) -> params, model_state
-                                                         # EMA targets, prototypes
-  validate(config)                                       # raises ConfigError
-  SHARDED_STATE = ("queue",)   # model_state leaves sharded over the batch axis, not replicated
-  reconstruct(config, variables, images, rng)            # figures
+The contract a module follows (required functions, optional hooks and their defaults) is
+`ssljax.methods.contract`; `get` returns the bound `contract.Method`, so no caller tests for
+attributes. `recipes` holds the papers' settings the configs in `configs/` share.
 """
 import importlib
 
 from ssljax.errors import ConfigError
+from ssljax.methods import contract
 
 KNOWN = ("mae", "simsiam", "simclr", "moco", "byol", "swav")
 
 
-def get(name):
+def module(name):
   """The method module for `config.method`."""
   if name not in KNOWN:
     raise ConfigError(f"config.method={name!r} is unknown: use one of {', '.join(KNOWN)}")
   return importlib.import_module(f"ssljax.methods.{name}")
+
+
+def get(name):
+  """The `contract.Method` for `config.method` (read from its module at the time of the call)."""
+  return contract.bind(name, module(name))

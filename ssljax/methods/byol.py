@@ -64,3 +64,6 @@ def default_config():
   return ml_collections.ConfigDict(dict(
       dim=256, hidden_dim=4096, projector_layers=2, projector_hidden_bn=True,
       projector_last_bn=False, predictor_hidden_dim=4096, momentum=0.996))
+
+
+torch_parts = siamese.torch_parts

@@ -7,9 +7,11 @@ patches only, optionally against per-patch normalised pixels (`norm_pix_loss`).
 import jax
 import jax.numpy as jnp
 import ml_collections
+from ml_collections.config_dict import placeholder
 import numpy as np
 
 from ssljax.data import augment
+from ssljax.errors import ConfigError
 from ssljax.models import patches, vit
 
 
@@ -179,7 +181,7 @@ def reconstruct(config, variables, images, rng, noise=None, mask_ratio=None):
 
 def flops_per_example(config):
   """Training FLOPs per image: 3 x (encoder on the cls token + kept patches, decoder on all)."""
-  from ssljax import flops  # pylint: disable=g-import-not-at-top
+  from ssljax.models import flops  # pylint: disable=g-import-not-at-top
   spec = vit.spec_from_config(config.model)
   length = num_patches(config)
   kept = length if config.mae.encoder_mask_tokens else int(length * (1 - config.mae.mask_ratio))
@@ -199,8 +201,50 @@ def default_config():
       decoder_width=512, decoder_depth=8, decoder_heads=16, decoder_mlp_ratio=4.0))
 
 
-def recon_eval_config(every_steps, split="test", num_images=8):
-  """`config.evals.recon`: the reconstruction figure on fixed held-out images."""
-  return ml_collections.ConfigDict(dict(type="recon", every_steps=every_steps, split=split,
-                                        num_images=num_images, seed=0,
-                                        random_init_baseline=False))
+def recon_eval_config(every_steps=None, every_epochs=None, split="test", num_images=8):
+  """`config.evals.recon`: the reconstruction figure on fixed held-out images, every
+  `every_steps` or `every_epochs`."""
+  return ml_collections.ConfigDict(dict(
+      type="recon", split=split,
+      every_steps=placeholder(int) if every_steps is None else every_steps,
+      every_epochs=placeholder(float) if every_epochs is None else float(every_epochs),
+      num_images=num_images, seed=0, random_init_baseline=False))
+
+
+def validate(config):
+  """The ViT must fit the images and the mask ratio must leave a visible patch."""
+  try:
+    spec = vit.spec_from_config(config.model)
+  except ValueError as e:
+    raise ConfigError(f"model.variant: {e}") from None
+  size, patch = config.input.image_size, spec["patch_size"]
+  if spec["width"] % spec["num_heads"]:
+    raise ConfigError(f"model width {spec['width']} is not divisible by num_heads "
+                      f"{spec['num_heads']}: change model.num_heads")
+  if size % patch:
+    raise ConfigError(f"input.image_size {size} is not divisible by patch_size {patch}: "
+                      "change input.image_size or model.variant")
+  ratio = config.mae.mask_ratio
+  if not 0 <= ratio < 1:
+    raise ConfigError(f"mae.mask_ratio={ratio} is outside [0, 1): use e.g. 0.75")
+
+
+def finetune_encoder(config):
+  """The ViT spec of the encoder (`params["encoder"]`) that fine-tuning takes."""
+  return vit.spec_from_config(config.model)
+
+
+TORCH_WRAPPER_KEY = "model"  # the official files keep their weights under checkpoint["model"]
+
+
+def torch_parts(config):
+  """Encoder (required) and decoder (optional: `mae_pretrain_vit_*.pth` hold the encoder only;
+  `mae_visualize_vit_large.pth` has the decoder too), both in timm's ViT layout."""
+  if config.mae.encoder_mask_tokens:
+    raise ConfigError("mae.encoder_mask_tokens=True (the BERT-style variant) has no PyTorch "
+                      "layout: convert models with mae.encoder_mask_tokens=False")
+  return [("encoder", "vit", True), ("decoder", "vit", False)]
+
+
+def describe_model(config):
+  return f", decoder {config.mae.decoder_width} x {config.mae.decoder_depth}"

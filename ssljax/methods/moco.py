@@ -129,3 +129,6 @@ def default_config(version=2):
       version=3, dim=256, hidden_dim=4096, projector_layers=2, projector_hidden_bn=True,
       projector_last_bn=True, predictor_hidden_dim=4096, temperature=1.0, momentum=0.99,
       queue_size=0))
+
+
+torch_parts = siamese.torch_parts

@@ -157,7 +157,7 @@ def target_init(variables, parts=("backbone", "projector")):
 
 def network_forward_flops(config, head, image_size, predictor=True):
   """Forward FLOPs of one image through backbone, projector and (if `predictor`) predictor."""
-  from ssljax import flops  # pylint: disable=g-import-not-at-top
+  from ssljax.models import flops  # pylint: disable=g-import-not-at-top
   variant = config.model.variant
   if variant.startswith("resnet"):
     total = flops.resnet_forward(variant, image_size, config.model.resnet_width,
@@ -173,3 +173,10 @@ def network_forward_flops(config, head, image_size, predictor=True):
   if predictor and head.get("predictor_hidden_dim"):
     total += flops.dense(head.dim, head.predictor_hidden_dim) * 2
   return total
+
+
+def torch_parts(config):
+  """Only the backbone has a PyTorch layout (torchvision ResNet or timm ViT); heads, targets,
+  queues and prototypes have no common one."""
+  kind = "resnet" if config.model.variant.startswith("resnet") else "vit"
+  return [("backbone", kind, True)]

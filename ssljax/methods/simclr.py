@@ -60,3 +60,6 @@ def default_config():
   return ml_collections.ConfigDict(dict(
       dim=128, hidden_dim=2048, projector_layers=2, projector_hidden_bn=True,
       projector_last_bn=False, temperature=0.1))
+
+
+torch_parts = siamese.torch_parts

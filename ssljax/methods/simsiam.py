@@ -69,3 +69,6 @@ def default_config():
   return ml_collections.ConfigDict(dict(
       dim=2048, predictor_hidden_dim=512, projector_layers=3, stop_gradient=True,
       predictor=True))
+
+
+torch_parts = siamese.torch_parts

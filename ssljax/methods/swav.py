@@ -133,3 +133,6 @@ def default_config():
       projector_last_bn=False, num_prototypes=3000, temperature=0.1, epsilon=0.05,
       sinkhorn_iterations=3, freeze_prototypes_steps=0, num_small_crops=0,
       small_crop_size=96, small_crop_scale=(0.05, 0.14)))
+
+
+torch_parts = siamese.torch_parts

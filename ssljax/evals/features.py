@@ -17,7 +17,9 @@ from typing import Any, Callable
 import jax
 import numpy as np
 
-from ssljax import config_lib, methods, pretrained, sharding
+from ssljax import methods
+from ssljax.config import loading
+from ssljax.runtime import pretrained, sharding
 from ssljax.data import augment
 from ssljax.errors import ConfigError
 
@@ -70,7 +72,7 @@ def build(config, mesh, train_images=None):
     pre_config, variables, step_dir = pretrained.load(config.init_from, replicated)
     description = f"{pre_config.method} encoder of {step_dir}"
   elif baseline == "random_init" and config.encoder_config:
-    pre_config, variables = config_lib.load(config.encoder_config), None
+    pre_config, variables = loading.load(config.encoder_config), None
   else:
     raise ConfigError("init_from is not set: pass --config.init_from=PRETRAINING_WORKDIR (or "
                       "set baseline to pixels or pca, or random_init with encoder_config)")

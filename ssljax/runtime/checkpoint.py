@@ -19,7 +19,7 @@ import jax
 from jax.experimental import multihost_utils
 import orbax.checkpoint as ocp
 
-from ssljax import config_lib
+from ssljax.config import loading
 from ssljax.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -159,7 +159,7 @@ class Checkpointer:
       return ""
     # The fields that shape the state first: model, method and the method's section.
     method = saved.get("method", "")
-    changes = sorted(config_lib.changed_fields(saved, json.loads(config_json)),
+    changes = sorted(loading.changed_fields(saved, json.loads(config_json)),
                      key=lambda c: not c.startswith(("model.", "method:", f"{method}.")))
     if not changes:
       return ""

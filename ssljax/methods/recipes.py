@@ -7,7 +7,7 @@ random resized crop (0.2-1.0) and flip only.
 """
 import os
 
-from ssljax import config_lib
+from ssljax.config import loading, sections
 from ssljax.errors import ConfigError
 from ssljax.methods import mae, simsiam
 
@@ -37,15 +37,15 @@ def mae_runlocal(c, embedded_data=True):
   c.optim.warmup_epochs, c.optim.warmup_steps = None, 1
   c.log_every_steps = 1
   c.checkpoint_every_steps = 2
-  c.evals.knn = config_lib.knn_eval_config(every_steps=4, batch_size=64,
-                                           max_train_examples=512, max_test_examples=128)
+  c.evals.knn = sections.knn_eval_config(every_steps=4, batch_size=64,
+                                         max_train_examples=512, max_test_examples=128)
   c.evals.recon = mae.recon_eval_config(every_steps=4, num_images=4)
 
 
 def mae_imagenet(variant, arg):
   """MAE pre-training on ImageNet-1k (TFDS `imagenet2012`, array_record) for a ViT `variant`."""
-  arg = config_lib.parse_arg(arg, runlocal=False, epochs=800)
-  c = config_lib.base_config()
+  arg = loading.parse_arg(arg, runlocal=False, epochs=800)
+  c = sections.base_config()
   c.method = "mae"
   c.input.source = "tfds"
   c.input.name = "imagenet2012"
@@ -58,10 +58,9 @@ def mae_imagenet(variant, arg):
   c.optim.warmup_epochs = 40
   c.log_every_steps = 100
   c.checkpoint_every_steps = 1000
-  steps_per_epoch = 1281167 // c.input.batch_size
-  c.evals.knn = config_lib.knn_eval_config(every_steps=50 * steps_per_epoch,
-                                           test_split="validation", batch_size=1024)
-  c.evals.recon = mae.recon_eval_config(every_steps=10 * steps_per_epoch, split="validation")
+  c.evals.knn = sections.knn_eval_config(every_epochs=50, test_split="validation",
+                                         batch_size=1024)
+  c.evals.recon = mae.recon_eval_config(every_epochs=10, split="validation")
   if arg.runlocal:
     mae_runlocal(c)
   c.lock()
@@ -88,7 +87,8 @@ def simsiam_base(c):
 def siamese_runlocal(c):
   """Seconds on a CPU: a narrow ResNet-18, small heads, a few steps on the embedded digits.
 
-  Works for every Siamese method: `c[c.method]` is its head config."""
+  Works for every Siamese method: `c[c.method]` is its head config. Configs apply it last, after
+  every other setting of the recipe."""
   c.input.source, c.input.name, c.input.data_dir = "digits", "", None
   c.input.image_size, c.input.batch_size, c.input.num_threads = 32, 32, 2
   c.model.variant, c.model.resnet_width, c.model.cifar_stem = "resnet18", 8, True
@@ -105,11 +105,9 @@ def siamese_runlocal(c):
   c.total_epochs, c.total_steps = None, 4
   c.optim.warmup_epochs, c.optim.warmup_steps = None, 0
   c.log_every_steps, c.checkpoint_every_steps = 1, 2
-  c.evals.knn = config_lib.knn_eval_config(every_steps=4, feature="backbone", batch_size=64,
-                                           max_train_examples=512, max_test_examples=128)
+  c.evals.knn = sections.knn_eval_config(every_steps=4, feature="backbone", batch_size=64,
+                                         max_train_examples=512, max_test_examples=128)
 
-
-simsiam_runlocal = siamese_runlocal
 
 
 def siamese_imagenet(c, arg, *, batch_size, optimizer, blr, weight_decay, warmup_epochs=0.0,
@@ -130,12 +128,8 @@ def siamese_imagenet(c, arg, *, batch_size, optimizer, blr, weight_decay, warmup
   c.aug.color_jitter_prob, c.aug.grayscale_prob, c.aug.blur_prob = 0.8, 0.2, blur_prob
   c.total_epochs = arg.epochs
   c.log_every_steps, c.checkpoint_every_steps = 100, 2500
-  steps_per_epoch = 1281167 // batch_size
-  c.evals.knn = config_lib.knn_eval_config(every_steps=10 * steps_per_epoch,
-                                           test_split="validation", feature="backbone",
-                                           batch_size=1024)
-  if arg.runlocal:
-    siamese_runlocal(c)
+  c.evals.knn = sections.knn_eval_config(every_epochs=10, test_split="validation",
+                                         feature="backbone", batch_size=1024)
 
 
 def siamese_cifar10(c, arg):
@@ -151,8 +145,8 @@ def siamese_cifar10(c, arg):
   c.aug.color_jitter_prob, c.aug.grayscale_prob = 0.8, 0.2
   c.total_epochs = arg.epochs
   c.log_every_steps, c.checkpoint_every_steps = 20, 500
-  c.evals.knn = config_lib.knn_eval_config(every_steps=980, feature="backbone", batch_size=512)
-  c.evals.knn.k, c.evals.knn.temperature = (200,), 0.1
+  c.evals.knn = sections.knn_eval_config(every_steps=980, feature="backbone", batch_size=512)
+  c.evals.knn.k, c.evals.knn.temperatures = (200,), (0.1,)
   if arg.cpu:
     c.model.resnet_width = 16
     c.input.batch_size = 256
@@ -160,17 +154,15 @@ def siamese_cifar10(c, arg):
     c.evals.knn.every_steps = 200
     c.evals.knn.max_train_examples, c.evals.knn.max_test_examples = 10000, 2000
     c.evals.knn.random_init_baseline = True
-  if arg.runlocal:
-    siamese_runlocal(c)
 
 
 def cifar10_arg(arg):
   """The arguments of every Siamese CIFAR-10 config: runlocal, cpu, source, epochs."""
-  return config_lib.parse_arg(arg, runlocal=False, cpu=False, source="npz", epochs=800)
+  return loading.parse_arg(arg, runlocal=False, cpu=False, source="npz", epochs=800)
 
 
 def linear_probe(c, recipe, batch_size, paper_peak_lr=False):
-  """The papers' linear-probe settings on `c` (a `config_lib.probe_base_config()`).
+  """The papers' linear-probe settings on `c` (a `sections.probe_base_config()`).
 
   "mae" (He et al. 2022, appendix A.2): cls-token features, BatchNorm without affine before
   the linear layer, LARS (momentum 0.9, wd 0), blr 0.1, 10 warm-up epochs, cosine, crop + flip.
@@ -203,7 +195,7 @@ MAE_FINETUNE = {"B": (0.65, 0.1, 5e-4, 100), "L": (0.75, 0.2, 1e-3, 50),
 
 def finetune(c, size):
   """MAE's fine-tuning recipe for ViT `size` ("B", "L", "H") on `c` (a
-  `config_lib.finetune_base_config()`): AdamW (0.9, 0.999), wd 0.05, lr = blr * batch / 256
+  `sections.finetune_base_config()`): AdamW (0.9, 0.999), wd 0.05, lr = blr * batch / 256
   at batch 1024, 5 warm-up epochs then cosine, layer decay, drop path, RandAugment m9-mstd0.5
   n2, label smoothing 0.1, mixup 0.8, cutmix 1.0, random erasing 0.25, average pooling."""
   if size not in MAE_FINETUNE:

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from ssljax.optim import path_name
+from ssljax.run.optim import path_name
 
 _EMBEDDING = re.compile(r"(^|/)(patch_embed|cls_token|mask_token|pos_embed)(/|$)")
 _BLOCK = re.compile(r"(^|/)blocks_(\d+)(/|$)")

@@ -1,0 +1,210 @@
+"""The config sections every run shares: the trainer's fields, input, augmentation, model,
+optimizer, mesh, evaluators; the evaluation runs' fields (linear probe, kNN, fine-tuning).
+
+Recipes (`ssljax.methods.recipes`, `configs/*.py`) start from these and fill in the values.
+"""
+import ml_collections
+from ml_collections.config_dict import placeholder
+
+MODEL_DTYPES = ("float32", "bfloat16", "float16")
+
+
+def base_config():
+  """Trainer fields every recipe has; recipes fill in method, model, input and durations."""
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+  c.method = ""
+  c.total_steps = placeholder(int)  # optional fields are typed, so the CLI can set them
+  c.total_epochs = placeholder(float)
+  c.log_every_steps = 50
+  c.checkpoint_every_steps = 1000  # or checkpoint_every_epochs (with this None)
+  c.checkpoint_every_epochs = placeholder(float)
+  c.keep_checkpoints = 3
+  # Async saves overlap training; a save still being written when the process dies is lost
+  # with it. False: every save is final before the next step (a crash loses < one interval).
+  c.checkpoint_async = True
+  # A step with a non-finite loss or gradient leaves the state as it was (counted in
+  # `skipped_steps`); this many in a row stop the run. 0 stops at the first.
+  c.max_consecutive_skips = 5
+  # Gradient accumulation: the batch runs as this many micro-batches, one update (less memory).
+  c.grad_accum_steps = 1
+
+  c.input = ml_collections.ConfigDict()
+  c.input.source = "digits"  # digits | npz | tfds | image_folder
+  c.input.name = ""  # TFDS dataset name
+  c.input.data_dir = placeholder(str)
+  c.input.split = "train"
+  c.input.image_size = 32
+  c.input.batch_size = 256
+  c.input.num_threads = 4
+  c.input.corrupt_images = "skip"  # image_folder: skip (log, count, use the next) | fail
+
+  c.aug = ml_collections.ConfigDict()
+  c.aug.crop = True
+  c.aug.crop_scale = (0.2, 1.0)
+  c.aug.flip = True
+  c.aug.color_jitter = (0.4, 0.4, 0.4, 0.1)  # brightness, contrast, saturation, hue
+  c.aug.color_jitter_prob = 0.0
+  c.aug.grayscale_prob = 0.0
+  c.aug.blur_prob = 0.0
+
+  c.model = ml_collections.ConfigDict()
+  c.model.variant = "B/16"
+  c.model.width = placeholder(int)  # width/depth/num_heads/mlp_dim override the variant
+  c.model.depth = placeholder(int)
+  c.model.num_heads = placeholder(int)
+  c.model.mlp_dim = placeholder(int)
+  c.model.dtype = "float32"
+  c.model.remat = False
+  c.model.resnet_width = 64  # ResNet base width (64 in the papers; smaller for CPU runs)
+  c.model.cifar_stem = False  # ResNet 3x3 stride-1 stem without max-pool for 32x32 images
+
+  c.optim = ml_collections.ConfigDict()
+  c.optim.name = "adamw"
+  c.optim.blr = 1.5e-4  # peak lr = blr * batch_size / 256 unless optim.lr is set
+  c.optim.lr = placeholder(float)
+  c.optim.b1 = 0.9
+  c.optim.b2 = 0.95
+  c.optim.momentum = 0.9
+  c.optim.weight_decay = 0.05
+  c.optim.wd_exclude = r"(^|/)(cls_token|mask_token|pos_embed)$"
+  c.optim.warmup_steps = placeholder(int)
+  c.optim.warmup_epochs = placeholder(float)
+  c.optim.min_lr = 0.0
+  c.optim.clip_norm = placeholder(float)
+  c.optim.decay_1d_params = False  # also decay biases and norm parameters
+  c.optim.frozen_regex = placeholder(str)  # parameters that never move
+  c.optim.fixed_lr_regex = placeholder(str)  # parameters kept at the constant peak lr
+
+  # fsdp > 1: a data x fsdp mesh, the large state arrays split over fsdp (runtime.sharding).
+  c.mesh = ml_collections.ConfigDict(dict(fsdp=1, fsdp_min_size=2**16))
+
+  c.evals = ml_collections.ConfigDict()
+  # A linear layer on stop-gradient encoder features, trained alongside (ssljax.run.online_probe).
+  c.online_probe = ml_collections.ConfigDict(dict(enabled=False, feature="cls",
+                                                  num_classes=10, lr=1e-3))
+  return c
+
+
+PROTOCOLS = ("linear_probe", "knn", "finetune")
+
+
+def _evaluation_run_config(protocol):
+  """Fields every evaluation run (`ssljax.run.run_types`) has: encoder, data, schedule, I/O."""
+  c = ml_collections.ConfigDict()
+  c.protocol = protocol
+  c.init_from = ""  # pre-training workdir, its checkpoints/ or checkpoints/N
+  c.baseline = ""  # "" (the init_from encoder) | random_init | pixels | pca
+  c.encoder_config = ""  # architecture for random_init without init_from, e.g. "mae_cifar10"
+  c.seed = 0
+  c.total_steps = placeholder(int)
+  c.total_epochs = placeholder(float)
+  c.log_every_steps = 50
+  c.eval_every_steps = 1000  # test-split evaluation; or eval_every_epochs (with this None)
+  c.eval_every_epochs = placeholder(float)
+  c.checkpoint_every_steps = 1000
+  c.checkpoint_every_epochs = placeholder(float)
+  c.keep_checkpoints = 2
+  c.checkpoint_async = True
+  c.max_consecutive_skips = 5  # non-finite steps in a row before the run stops
+
+  c.input = ml_collections.ConfigDict()
+  c.input.source = "digits"
+  c.input.name = ""
+  c.input.data_dir = placeholder(str)
+  c.input.split = "train"
+  c.input.image_size = 32  # pixels/pca baselines; an encoder uses its own pre-training size
+  c.input.batch_size = 256
+  c.input.num_threads = 4
+  c.input.corrupt_images = "skip"
+  return c
+
+
+def probe_base_config():
+  """Fields of a linear probe or kNN run (`ssljax.run.linear_probe`, `ssljax.run.knn`);
+  recipes set the values."""
+  c = _evaluation_run_config("linear_probe")  # linear_probe | knn
+  c.probe = ml_collections.ConfigDict()
+  c.probe.feature = "cls"  # MAE: cls | patch_mean; SimSiam: backbone
+  c.probe.head_norm = True  # BatchNorm without affine before the linear layer (MAE)
+  c.probe.augment = True  # random crop + flip on device every step (else cached features)
+  c.probe.crop_scale = (0.08, 1.0)
+  c.probe.test_split = "test"
+  c.probe.eval_batch_size = 256
+  c.probe.pca_dims = 256
+  c.probe.pca_fit_examples = 10000
+
+  c.knn = ml_collections.ConfigDict()
+  c.knn.k = (20, 200)
+  c.knn.temperatures = (0.07, 0.1)
+
+  c.optim = ml_collections.ConfigDict()
+  c.optim.name = "lars"
+  c.optim.blr = 0.1
+  c.optim.lr = placeholder(float)
+  c.optim.momentum = 0.9
+  c.optim.weight_decay = 0.0
+  c.optim.wd_exclude = ""
+  c.optim.decay_1d_params = False
+  c.optim.warmup_steps = placeholder(int)
+  c.optim.warmup_epochs = placeholder(float)
+  c.optim.min_lr = 0.0
+  return c
+
+
+def finetune_base_config():
+  """Fields of a fine-tuning run (`ssljax.run.finetune`): MAE's ViT-B recipe (He et al. 2022,
+  appendix A.3, Table 9) at batch 1024; `recipes.finetune` adapts it per model."""
+  c = _evaluation_run_config("finetune")
+  c.total_epochs = 100.0
+  c.max_consecutive_skips = 10
+  c.input.batch_size = 1024
+  c.finetune = ml_collections.ConfigDict()
+  c.finetune.pool = "avg"  # avg (mean of patch tokens, then LayerNorm) | cls
+  c.finetune.layer_decay = 0.65  # lr of layer l: lr * layer_decay ** (depth + 1 - l)
+  c.finetune.drop_path = 0.1
+  c.finetune.label_smoothing = 0.1
+  c.finetune.mixup_alpha = 0.8
+  c.finetune.cutmix_alpha = 1.0
+  c.finetune.mixup_prob = 1.0
+  c.finetune.mixup_switch_prob = 0.5
+  c.finetune.crop_scale = (0.08, 1.0)
+  c.finetune.flip = True
+  c.finetune.rand_augment_ops = 2  # 0 turns RandAugment off
+  c.finetune.rand_augment_magnitude = 9.0
+  c.finetune.rand_augment_magnitude_std = 0.5
+  c.finetune.random_erase_prob = 0.25
+  c.finetune.dtype = "float32"  # compute dtype; parameters stay float32
+  c.finetune.remat = False
+  c.finetune.test_split = "test"
+  c.finetune.eval_batch_size = 256
+
+  c.optim = ml_collections.ConfigDict()
+  c.optim.name = "adamw"
+  c.optim.blr = 5e-4
+  c.optim.lr = placeholder(float)
+  c.optim.b1 = 0.9
+  c.optim.b2 = 0.999
+  c.optim.weight_decay = 0.05
+  c.optim.wd_exclude = "cls_token|mask_token|pos_embed"
+  c.optim.decay_1d_params = False
+  c.optim.warmup_steps = placeholder(int)
+  c.optim.warmup_epochs = 5.0
+  c.optim.min_lr = 1e-6
+  c.optim.clip_norm = placeholder(float)
+  return c
+
+
+def knn_eval_config(every_steps=None, *, every_epochs=None, test_split="test",
+                    feature="patch_mean", batch_size=256, max_train_examples=None,
+                    max_test_examples=None, k=(20, 200), temperatures=(0.07,)):
+  """`config.evals.knn`: weighted kNN top-1 (`evals.knn`), every `every_steps` or
+  `every_epochs` (resolved after the command-line overrides)."""
+  return ml_collections.ConfigDict(dict(
+      type="knn", every_steps=placeholder(int) if every_steps is None else every_steps,
+      every_epochs=placeholder(float) if every_epochs is None else float(every_epochs),
+      train_split="train", test_split=test_split, feature=feature, k=tuple(k),
+      temperatures=tuple(temperatures), batch_size=batch_size,
+      max_train_examples=placeholder(int) if max_train_examples is None else max_train_examples,
+      max_test_examples=placeholder(int) if max_test_examples is None else max_test_examples,
+      random_init_baseline=False))

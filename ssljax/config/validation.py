@@ -1,0 +1,81 @@
+"""Validation of config values that would otherwise fail late or silently; one-line
+`ConfigError`s naming the field and the fix. Method-specific checks live in each method's
+`validate` (`ssljax.methods.contract`)."""
+from ssljax.config.sections import MODEL_DTYPES, PROTOCOLS
+from ssljax.errors import ConfigError
+
+
+def validate(config):
+  """Checks of values that would otherwise fail late or silently; raises ConfigError."""
+  size = config.input.image_size
+  if size <= 0:
+    raise ConfigError(f"input.image_size={size} must be positive")
+  if config.input.batch_size <= 0:
+    raise ConfigError(f"input.batch_size={config.input.batch_size} must be positive")
+  for field, minimum in (("log_every_steps", 1), ("checkpoint_every_steps", 1),
+                         ("keep_checkpoints", 1)):
+    if config[field] is not None and config[field] < minimum:
+      raise ConfigError(f"{field}={config[field]} is below {minimum}: use a value >= {minimum}")
+  if config.model.dtype not in MODEL_DTYPES:
+    raise ConfigError(f"model.dtype={config.model.dtype!r} is unknown: use one of "
+                      f"{', '.join(MODEL_DTYPES)}")
+  if config.grad_accum_steps < 1:
+    raise ConfigError(f"grad_accum_steps={config.grad_accum_steps} is below 1: use 1 (no "
+                      "accumulation) or more micro-batches")
+  if config.max_consecutive_skips < 0:
+    raise ConfigError(f"max_consecutive_skips={config.max_consecutive_skips} is below 0: use "
+                      "a value >= 0 (0 stops at the first non-finite step)")
+  for field in ("blr", "lr", "weight_decay"):
+    value = config.optim.get(field)
+    if value is not None and value < 0:
+      raise ConfigError(f"optim.{field}={value} is negative: use a value >= 0")
+
+
+def _validate_finetune(config):
+  f = config.finetune
+  checks = [
+      ("layer_decay", 0 < f.layer_decay <= 1, "a value in (0, 1] (1 turns the decay off)"),
+      ("drop_path", 0 <= f.drop_path < 1, "a value in [0, 1)"),
+      ("label_smoothing", 0 <= f.label_smoothing < 1, "a value in [0, 1)"),
+      ("mixup_alpha", f.mixup_alpha >= 0, "a value >= 0 (0 turns mixup off)"),
+      ("cutmix_alpha", f.cutmix_alpha >= 0, "a value >= 0 (0 turns cutmix off)"),
+      ("mixup_prob", 0 <= f.mixup_prob <= 1, "a probability in [0, 1]"),
+      ("mixup_switch_prob", 0 <= f.mixup_switch_prob <= 1, "a probability in [0, 1]"),
+      ("random_erase_prob", 0 <= f.random_erase_prob <= 1, "a probability in [0, 1]"),
+      ("rand_augment_ops", f.rand_augment_ops >= 0, "a count >= 0 (0 turns RandAugment off)"),
+      ("rand_augment_magnitude", 0 <= f.rand_augment_magnitude <= 10, "a value in [0, 10]"),
+      ("pool", f.pool in ("avg", "cls"), "'avg' or 'cls'"),
+      ("dtype", f.dtype in MODEL_DTYPES, " or ".join(repr(d) for d in MODEL_DTYPES)),
+  ]
+  for field, ok, fix in checks:
+    if not ok:
+      raise ConfigError(f"finetune.{field}={f[field]!r} is invalid: use {fix}")
+  if config.baseline not in ("", "random_init"):
+    raise ConfigError(f"baseline={config.baseline!r} cannot be fine-tuned: use '' (the "
+                      "init_from encoder) or 'random_init'")
+
+
+def validate_probe(config):
+  """Checks of an evaluation config (linear probe, kNN, fine-tuning); raises ConfigError."""
+  if config.protocol not in PROTOCOLS:
+    raise ConfigError(f"protocol={config.protocol!r} is unknown: use one of "
+                      f"{', '.join(PROTOCOLS)}")
+  section = "finetune" if config.protocol == "finetune" else "probe"
+  if section not in config:
+    kind = "a fine-tuning config (configs/finetune_*.py)" if section == "finetune" else (
+        "a probe config (configs/probe_*.py)")
+    raise ConfigError(f"protocol={config.protocol!r} needs {kind}: this config has no "
+                      f"{section} section")
+  if config.input.batch_size <= 0:
+    raise ConfigError(f"input.batch_size={config.input.batch_size} must be positive")
+  for field in ("log_every_steps", "eval_every_steps", "checkpoint_every_steps",
+                "keep_checkpoints", "max_consecutive_skips"):
+    minimum = 0 if field == "max_consecutive_skips" else 1
+    if config[field] is not None and config[field] < minimum:
+      raise ConfigError(f"{field}={config[field]} is below {minimum}: use a value >= {minimum}")
+  for field in ("blr", "lr", "weight_decay"):
+    value = config.optim.get(field)
+    if value is not None and value < 0:
+      raise ConfigError(f"optim.{field}={value} is negative: use a value >= 0")
+  if config.protocol == "finetune":
+    _validate_finetune(config)

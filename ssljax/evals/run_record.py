@@ -1,0 +1,34 @@
+"""What every evaluation run (linear probe, kNN, fine-tuning) reads and leaves behind: its
+labelled splits, and `results.json`.
+
+results.json: protocol, encoder (a description naming the checkpoint), init_from, baseline,
+feature, dataset, test_dataset, metric, value, epochs, steps, batch_size, wall_time_s, and
+protocol extras; `python -m ssljax.report` collects them.
+"""
+import json
+import os
+
+import jax
+
+from ssljax.data import sources
+
+
+def splits(config, test_split):
+  """(train source `config.input.split`, test source, number of classes)."""
+  train_source = sources.get_source(config.input, config.input.split)
+  test_source = sources.get_source(config.input, test_split)
+  return train_source, test_source, max(train_source.num_classes, test_source.num_classes)
+
+
+def base_record(config, encoder, feature, train_source, test_source):
+  """The fields of results.json known before the run trains."""
+  return {"protocol": config.protocol, "encoder": encoder,
+          "init_from": config.init_from or None, "baseline": config.baseline or None,
+          "feature": feature, "dataset": train_source.name, "test_dataset": test_source.name}
+
+
+def write(workdir, record):
+  """Writes `record` as `workdir/results.json` (process 0 only)."""
+  if jax.process_index() == 0:
+    with open(os.path.join(workdir, "results.json"), "w", encoding="utf-8") as f:
+      json.dump(record, f, indent=1)

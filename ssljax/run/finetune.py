@@ -1,0 +1,162 @@
+"""Fine-tuning run type (`protocol="finetune"`): end-to-end fine-tuning of a pre-trained ViT
+encoder (a method with `finetune_encoder`: MAE) for classification.
+
+  python -m ssljax.main --config=configs/finetune_cifar10.py \
+      --config.init_from=/tmp/mae_cifar10 --workdir=/tmp/mae_cifar10_finetune
+
+MAE's recipe (He et al. 2022, appendix A.3): the encoder's weights (the decoder is dropped) under
+a fresh head (`models.classifier`, average pooling + LayerNorm by default), AdamW with
+layer-wise lr decay (`ssljax.run.layer_decay`), drop path, and on device per step: random resized
+crop + flip, RandAugment (`data.randaugment`), normalisation, random erasing, then Mixup/CutMix
+with label smoothing over the batch (`data.mixup`); soft-target cross-entropy. Top-1 on the test
+split every `eval_every` and at the end (`finetune/top1`); the loop gives it exact resume,
+SIGTERM saves and the non-finite guard as it does every run type.
+`baseline="random_init"` fine-tunes the same architecture from random init with the same budget.
+Writes `results.json` like the other evaluation runs.
+"""
+import logging
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import traverse_util
+
+from ssljax import methods
+from ssljax.config import durations, loading, validation
+from ssljax.data import augment, mixup, pipeline, randaugment, random_erasing, sources
+from ssljax.errors import ConfigError
+from ssljax.evals import run_record, top1
+from ssljax.models import classifier
+from ssljax.run import layer_decay, optim
+from ssljax.run.plan import Plan
+from ssljax.runtime import pretrained, sharding
+
+NAME = "fine-tuning"
+log = logging.getLogger("ssljax")
+
+
+def validate(config):
+  validation.validate_probe(config)
+
+
+def _pretraining(config, replicated):
+  """(pre-training config, its encoder params or None for random init, description)."""
+  if config.init_from:
+    pre_config, variables, step_dir = pretrained.load(config.init_from, replicated)
+    encoder_params, description = variables["params"].get("encoder"), f"encoder of {step_dir}"
+  elif config.baseline == "random_init" and config.encoder_config:
+    pre_config, encoder_params, description = loading.load(config.encoder_config), None, ""
+  else:
+    raise ConfigError("init_from is not set: pass --config.init_from=PRETRAINING_WORKDIR (or "
+                      "baseline=random_init with encoder_config)")
+  if methods.get(pre_config.method).finetune_encoder is None:
+    raise ConfigError(f"fine-tuning takes a ViT encoder (a method with finetune_encoder), not "
+                      f"{pre_config.method}: evaluate {pre_config.method} with "
+                      "protocol=linear_probe or knn, as its paper does")
+  if config.baseline == "random_init":  # the same label as the probes' random-init rows
+    return pre_config, None, f"{pre_config.method} encoder at random init"
+  return pre_config, encoder_params, f"{pre_config.method} {description}"
+
+
+def load_encoder(params, encoder_params):
+  """`params` with every `encoder` leaf replaced by the pre-trained one of the same name.
+
+  Pre-trained leaves the classifier does not use (the final `norm` under average pooling, a
+  `mask_token`) are left out; a classifier leaf missing from the checkpoint, or of another
+  shape, is an error naming it.
+  """
+  wanted = traverse_util.flatten_dict(params["encoder"], sep="/")
+  given = traverse_util.flatten_dict(encoder_params, sep="/")
+  for name, leaf in wanted.items():
+    if name not in given:
+      raise ConfigError(f"the checkpoint's encoder has no parameter encoder/{name}: it was "
+                        "pre-trained with another architecture")
+    if tuple(given[name].shape) != tuple(leaf.shape):
+      raise ConfigError(f"encoder/{name} has shape {tuple(given[name].shape)} in the checkpoint "
+                        f"but {tuple(leaf.shape)} here: fine-tune with the pre-training model")
+  loaded = {name: jnp.asarray(given[name], leaf.dtype) for name, leaf in wanted.items()}
+  unused = sorted(set(given) - set(wanted))
+  if unused:
+    log.info("pre-trained encoder parameters not used by the classifier: %s", ", ".join(unused))
+  return dict(params, encoder=traverse_util.unflatten_dict(loaded, sep="/"))
+
+
+def train_view(config, key, image, size):
+  """uint8-valued float [H, W, 3] -> normalised float [size, size, 3] (crop, flip, RandAugment,
+  normalisation, random erasing)."""
+  f = config.finetune
+  crop_key, ra_key, erase_key = jax.random.split(key, 3)
+  x = augment.crop_flip(crop_key, image, size, crop_scale=tuple(f.crop_scale),
+                        flip=f.flip) / 255.0
+  if f.rand_augment_ops:
+    x = randaugment.rand_augment(ra_key, jnp.clip(x, 0.0, 1.0), f.rand_augment_ops,
+                                 f.rand_augment_magnitude, f.rand_augment_magnitude_std)
+  x = augment.standardize(x)
+  return random_erasing.random_erase(erase_key, x, f.random_erase_prob)
+
+
+def objective(config, model, num_classes, size):
+  """(params, model_state, frozen, batch, rng) -> (loss, (model_state, metrics)): on device,
+  per-example views, Mixup/CutMix over the batch, soft-target cross-entropy with drop path."""
+  f = config.finetune
+
+  def loss_fn(params, model_state, frozen, batch, rng):
+    del frozen
+    images, labels = batch["image"], batch["label"]
+    aug_key, mix_key, drop_key = jax.random.split(rng, 3)
+    views = jax.vmap(lambda k, x: train_view(config, k, x, size))(
+        jax.random.split(aug_key, images.shape[0]), images.astype(jnp.float32))
+    views, targets, _ = mixup.mix_batch(
+        mix_key, views, labels, num_classes, mixup_alpha=f.mixup_alpha,
+        cutmix_alpha=f.cutmix_alpha, prob=f.mixup_prob, switch_prob=f.mixup_switch_prob,
+        smoothing=f.label_smoothing)
+    logits = model.apply({"params": params}, views, train=True, rngs={"dropout": drop_key})
+    loss = optax.softmax_cross_entropy(logits, targets).mean()
+    train_top1 = jnp.mean(jnp.argmax(logits, -1) == jnp.argmax(targets, -1))
+    return loss, (model_state, {"train_top1": train_top1})
+
+  return loss_fn
+
+
+def plan(config, mesh):
+  train_source, test_source, num_classes = run_record.splits(config, config.finetune.test_split)
+  test_images, test_labels = sources.labelled_arrays(test_source)
+  pre_config, encoder_params, description = _pretraining(config, sharding.replicated(mesh))
+  size, batch_size = config.input.image_size, config.input.batch_size
+  spec = methods.get(pre_config.method).finetune_encoder(pre_config)
+  if size % spec["patch_size"]:
+    raise ConfigError(f"input.image_size={size} is not divisible by the encoder's patch size "
+                      f"{spec['patch_size']}: use a multiple of it")
+  model = classifier.ViTClassifier(spec, num_classes, pool=config.finetune.pool,
+                                   drop_path=config.finetune.drop_path,
+                                   dtype=jnp.dtype(config.finetune.dtype),
+                                   remat=config.finetune.remat)
+  schedule = durations.schedule(config, len(train_source))
+  base_tx, learning_rate = optim.make(config.optim, batch_size, schedule.total_steps,
+                                      schedule.warmup_steps)
+  tx = optax.chain(base_tx, layer_decay.scale_by_layer(spec["depth"],
+                                                       config.finetune.layer_decay))
+
+  def start(state):
+    if encoder_params is None:
+      return state
+    return state.replace(params=load_encoder(state.params, encoder_params))
+
+  def logits(variables, images):
+    return model.apply(variables, augment.eval_view(images, size), train=False)
+
+  return Plan(
+      name=NAME, source=train_source, batch_size=batch_size, schedule=schedule,
+      data=pipeline.train_iterator(train_source, batch_size, config.seed,
+                                   num_threads=config.input.num_threads),
+      init=lambda key: (model.init(key, jnp.zeros((1, size, size, 3)))["params"], {}),
+      objective=objective(config, model, num_classes, size), tx=tx,
+      learning_rate=learning_rate, start=start,
+      evaluators={"finetune": top1.Top1Evaluator(logits, test_images, test_labels,
+                                                 config.finetune.eval_batch_size, mesh,
+                                                 schedule.eval_every_steps)},
+      description=f"the {description} ({num_classes} classes)",
+      record=dict(run_record.base_record(config, description, config.finetune.pool,
+                                         train_source, test_source),
+                  layer_decay=config.finetune.layer_decay),
+      result=lambda evals: {"metric": "top1", "value": evals["finetune/top1"]})

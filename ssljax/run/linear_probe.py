@@ -1,0 +1,111 @@
+"""Linear probe run type (`protocol="linear_probe"`): a linear classifier on the frozen features
+of the encoder `config` names (`evals.features`).
+
+  python -m ssljax.main --config=configs/probe_cifar10.py \
+      --config.init_from=/tmp/mae_cifar10 --workdir=/tmp/mae_cifar10_probe
+
+The encoder's variables are constants of the step (`Plan.frozen`), never differentiated or
+updated; the head is optionally preceded by BatchNorm without affine (MAE), trained with
+`config.optim` (LARS in the papers' recipes) and cross-entropy; test top-1 every `eval_every`
+and at the end (`linear_probe/top1`).
+  probe.augment=True   each step crops and flips the images on device, then encodes them (the
+                       papers' protocol);
+  probe.augment=False  features of the un-augmented images are computed once and the head
+                       trains on them (fast on CPU; a documented deviation).
+"""
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+from ssljax.config import durations, validation
+from ssljax.data import augment, pipeline, sources
+from ssljax.evals import batched, features, run_record, top1
+from ssljax.run import optim
+from ssljax.run.plan import Plan
+from ssljax.runtime import sharding
+
+NAME = "linear probe"
+
+
+class LinearHead(nn.Module):
+  """[B, D] -> logits [B, num_classes]: optional BatchNorm without affine, then Linear."""
+  num_classes: int
+  norm: bool
+
+  @nn.compact
+  def __call__(self, x, train):
+    if self.norm:
+      x = nn.BatchNorm(use_running_average=not train, use_bias=False, use_scale=False,
+                       momentum=0.9, epsilon=1e-6, name="norm")(x)
+    return nn.Dense(self.num_classes, kernel_init=nn.initializers.truncated_normal(0.01),
+                    name="head")(x)
+
+
+def validate(config):
+  validation.validate_probe(config)
+
+
+def frozen_features(config, mesh, train_images):
+  """(featurizer, jitted encode: (variables, uint8 images [B, H, W, 3]) -> float32 [B, D])."""
+  featurizer = features.build(config, mesh, train_images)
+  encode = jax.jit(lambda v, x: featurizer.fn(v, x.astype(jnp.float32)),
+                   out_shardings=sharding.replicated(mesh))
+  return featurizer, encode
+
+
+def plan(config, mesh):
+  train_source, test_source, num_classes = run_record.splits(config, config.probe.test_split)
+  train_images, train_labels = sources.labelled_arrays(train_source)
+  test_images, test_labels = sources.labelled_arrays(test_source)
+  featurizer, encode = frozen_features(config, mesh, train_images)
+  eval_batch, batch_size = config.probe.eval_batch_size, config.input.batch_size
+  test_features = batched.map_batches(encode, featurizer.variables, test_images, eval_batch,
+                                      mesh)
+  if config.probe.augment:
+    data = pipeline.train_iterator(train_source, batch_size, config.seed,
+                                   num_threads=config.input.num_threads)
+  else:
+    data = pipeline.ArrayBatches(batched.map_batches(
+        encode, featurizer.variables, train_images, eval_batch, mesh),
+                                 train_labels, batch_size, config.seed)
+  schedule = durations.schedule(config, len(train_labels))
+  tx, learning_rate = optim.make(config.optim, batch_size, schedule.total_steps,
+                                 schedule.warmup_steps)
+  head = LinearHead(num_classes, config.probe.head_norm)
+  size = featurizer.image_size
+
+  def init(key):
+    variables = dict(head.init(key, jnp.zeros((2, test_features.shape[-1])), train=False))
+    return variables.pop("params"), variables
+
+  def objective(params, model_state, frozen, batch, rng):
+    if "feature" in batch:  # cached features of the un-augmented images
+      inputs = batch["feature"]
+    else:  # crop and flip on device, then the frozen encoder (a constant of the step)
+      images = batch["image"].astype(jnp.float32)
+      views = jax.vmap(lambda k, x: augment.crop_flip(k, x, size,
+                                                      crop_scale=config.probe.crop_scale))(
+          jax.random.split(rng, images.shape[0]), images)
+      inputs = jax.lax.stop_gradient(featurizer.fn(frozen, views))
+    logits, new_state = head.apply({"params": params, **model_state}, inputs, train=True,
+                                   mutable=["batch_stats"])
+    labels = batch["label"]
+    loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+    return loss, (dict(new_state), {"train_top1": jnp.mean(jnp.argmax(logits, -1) == labels)})
+
+  def logits(variables, x):
+    return head.apply(variables, x, train=False)
+
+  return Plan(
+      name=NAME, data=data, source=train_source, batch_size=batch_size, schedule=schedule,
+      init=init, objective=objective, tx=tx, learning_rate=learning_rate,
+      frozen=featurizer.variables,
+      evaluators={"linear_probe": top1.Top1Evaluator(logits, test_features, test_labels,
+                                                     eval_batch, mesh,
+                                                     schedule.eval_every_steps)},
+      description=f"a linear head ({num_classes} classes) on {featurizer.description}",
+      record=dict(run_record.base_record(config, featurizer.description, config.probe.feature,
+                                         train_source, test_source),
+                  augment=config.probe.augment),
+      result=lambda evals: {"metric": "top1", "value": evals["linear_probe/top1"]})

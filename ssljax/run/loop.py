@@ -1,0 +1,211 @@
+"""THE run loop, for every run type (pre-training, linear probe, fine-tuning, kNN).
+
+Sections: setup, mesh, plan, state, resume, step, evals, loop, summary. A run type
+(`ssljax.run.plan`) supplies what differs: its data, state init, objective, trainable
+parameters (its optimizer), evaluators and result record. The loop owns the rest, so every run
+type gets every guarantee: sharded shapes-first state, exact resume (state and data position),
+SIGTERM saves at the next step and stops (exit 3 in `main`), non-finite steps skipped and
+counted with too many in a row stopping the run, progress with img/s and MFU, evaluators at
+their cadence and at the end, checkpoints, and one summary.
+"""
+import logging
+import os
+import time
+
+import jax
+import numpy as np
+
+from ssljax.errors import ConfigError, UserError
+from ssljax.evals import run_record
+from ssljax.models import flops
+from ssljax.run import nonfinite, step as step_lib
+from ssljax.run.state import TrainState
+from ssljax.runtime import checkpoint, distributed, metrics, preemption, sharding
+
+TrainingDiverged = nonfinite.TrainingDiverged  # what a run raises after too many skipped steps
+
+log = logging.getLogger("ssljax")
+
+
+def check_writable(workdir):
+  """Creates `workdir`; a one-line UserError when it cannot be written."""
+  if "://" in workdir:  # object stores (gs://...) are checked by their first write
+    return
+  try:
+    os.makedirs(workdir, exist_ok=True)
+    probe = os.path.join(workdir, f".write_test.{jax.process_index()}.{os.getpid()}")
+    with open(probe, "w", encoding="utf-8") as f:
+      f.write("ok")
+    os.remove(probe)
+  except OSError as e:
+    raise UserError(f"workdir {workdir} is not writable ({e.strerror}): pass a writable "
+                    "--workdir") from None
+
+
+def _check_batch_size(batch_size, mesh, accum):
+  sharding.check_batch_size(batch_size, mesh)
+  if batch_size % (mesh.devices.size * accum):
+    raise ConfigError(f"input.batch_size={batch_size} is not divisible by {mesh.devices.size} "
+                      f"devices x grad_accum_steps={accum}: use a multiple of "
+                      f"{mesh.devices.size * accum}")
+
+
+def _divergence_fix(config):
+  lr_field = "optim.lr" if config.optim.get("lr") is not None else "optim.blr"
+  return f"lower {lr_field} (or lengthen the warm-up) and restart, which resumes from it"
+
+
+def run(run_type, config, workdir, *, devices=None):
+  """Runs `config` as `run_type` in `workdir` (resuming what is there); returns the summary."""
+  # ----------------------------------------------------------------- setup
+  start_time = time.time()
+  run_type.validate(config)
+  check_writable(workdir)
+  writer = metrics.Writer(workdir)
+
+  # ----------------------------------------------------------------- mesh
+  mesh_config = config.get("mesh") or {}
+  mesh = sharding.make_mesh(devices, mesh_config.get("fsdp", 1))
+  _check_batch_size(config.input.batch_size, mesh, config.get("grad_accum_steps", 1))
+
+  # ----------------------------------------------------------------- plan
+  plan = run_type.plan(config, mesh)
+  schedule, total_steps = plan.schedule, plan.schedule.total_steps
+  log.info("%s: %s; data %s, %d examples, %d steps/epoch, %d steps", plan.name,
+           plan.description, getattr(plan.source, "name", "?"), len(plan.source),
+           schedule.steps_per_epoch, total_steps)
+
+  # ----------------------------------------------------------------- state
+  def init_state(key):
+    params, model_state = plan.init(key)
+    return TrainState.create(params, plan.tx.init(params), model_state)
+
+  init_key = jax.random.fold_in(jax.random.key(config.seed), -1 % 2**31)
+  abstract_state = jax.eval_shape(init_state, init_key)
+  state_shardings = sharding.state_shardings(abstract_state, mesh, plan.sharded_state,
+                                             plan.fsdp_min_size)
+  kept_whole, state_bytes = sharding.replicated_bytes(abstract_state, state_shardings)
+  num_params = sum(np.prod(x.shape) for x in jax.tree.leaves(abstract_state.params))
+  log.info("train state %.1f MiB, of which %.1f MiB replicated on every device; %.2fM "
+           "trainable parameters, %.3g GFLOP per example per step, mesh %s",
+           state_bytes / 2**20, kept_whole / 2**20, num_params / 1e6,
+           plan.flops_per_example / 1e9, dict(mesh.shape))
+  init_fn = jax.jit(init_state, out_shardings=state_shardings)
+
+  # ----------------------------------------------------------------- resume
+  distributed.barrier("ssljax: before the first collective")
+  ckpt = checkpoint.Checkpointer(workdir, keep=config.keep_checkpoints,
+                                 async_save=config.checkpoint_async)
+  restored = ckpt.restore_latest(abstract_state, state_shardings, config.to_json())
+  if restored is not None:
+    latest, state, data_state = restored
+    plan.data.set_state(data_state)
+    log.info("resumed from %s at step %d", ckpt.directory, latest)
+  else:
+    latest = None
+    state = jax.device_put(plan.start(init_fn(init_key)), state_shardings)
+  first_step = int(state.step)
+
+  # ----------------------------------------------------------------- step
+  if first_step < total_steps:  # a finished or evaluation-only run has no step to compile
+    train_step = jax.jit(
+        step_lib.make_train_step(plan.objective, plan.tx, plan.learning_rate, config.seed,
+                                 plan.after_update, plan.grad_accum_steps),
+        in_shardings=(state_shardings, None, sharding.batch_sharding(mesh)),
+        out_shardings=(state_shardings, sharding.replicated(mesh)),
+        donate_argnums=(0,))
+
+  # ----------------------------------------------------------------- evals
+  summary = {"workdir": os.path.abspath(workdir), "metrics_file": writer.jsonl_path,
+             "tensorboard_dir": writer.tensorboard_dir, "figures": [], "evals": {},
+             "preempted": False, "final_loss": None}
+
+  def run_evals(step, variables, which, prefix=""):
+    for name, evaluator in plan.evaluators.items():
+      if not which(evaluator):
+        continue
+      scalars, images = evaluator.run(variables, step)
+      scalars = {f"{prefix}{name}/{k}": v for k, v in scalars.items()}
+      writer.scalars(step, scalars)
+      summary["evals"].update(scalars)
+      for image_name, image in images.items():
+        path = writer.image(step, f"{prefix}{image_name}", image)
+        if path:
+          summary["figures"].append(path)
+      if scalars:
+        log.info("eval %s step %d: %s", name, step,
+                 ", ".join(f"{k} {v:.4f}" for k, v in scalars.items()))
+
+  if any(e.random_init_baseline for e in plan.evaluators.values()):
+    baseline = init_fn(init_key) if latest is not None else state
+    run_evals(0, plan.eval_variables(baseline), lambda e: e.random_init_baseline,
+              prefix="random_init/")
+    del baseline
+
+  # ----------------------------------------------------------------- loop
+  progress = metrics.Progress(total_steps, plan.batch_size)
+  step_metrics, evaluated_last = None, False
+  try:
+    with preemption.Watch() as watch:
+      for step in range(first_step + 1, total_steps + 1):
+        batch = sharding.global_batch(next(plan.data), mesh)
+        state, step_metrics = train_step(state, plan.frozen, batch)
+        if step == first_step + 1:
+          jax.block_until_ready(step_metrics)
+          progress.start(step)  # excludes compilation from img/s
+        is_last = step == total_steps
+        preempted = watch.reached(step) and not is_last
+        will_save = is_last or preempted or step % schedule.checkpoint_every_steps == 0
+        if step % config.log_every_steps == 0 or will_save:
+          values = {k: float(v) for k, v in jax.device_get(step_metrics).items()}
+          summary["final_loss"] = values["loss"]
+          nonfinite.check(values, config.max_consecutive_skips, step, f"{plan.name} loss", ckpt,
+                          _divergence_fix(config))
+          if values["consecutive_skips"]:
+            log.warning("step %d: non-finite loss %s / grad norm %s, update skipped (%d in a "
+                        "row, %d in all)", step, values["loss"], values["grad_norm"],
+                        values["consecutive_skips"], values["skipped_steps"])
+          if step % config.log_every_steps == 0 or is_last:
+            if hasattr(plan.source, "skipped_files"):  # undecodable images replaced so far
+              values["skipped_images"] = len(plan.source.skipped_files)
+            if step > first_step + 1:
+              line, values["img_per_s"] = progress.line(step, {"loss": values["loss"]})
+              if plan.flops_per_example:
+                values["tflops_per_s"], utilisation = flops.mfu(
+                    values["img_per_s"], plan.flops_per_example, list(mesh.devices.flat))
+                line += f" TFLOP/s {values['tflops_per_s']:.3g}"
+                if utilisation is not None:
+                  values["mfu"] = utilisation
+                  line += f" MFU {utilisation:.1%}"
+              log.info(line)
+            writer.scalars(step, values)
+        if will_save:
+          ckpt.save(step, state, plan.data.get_state(), config.to_json())
+        if preempted:
+          ckpt.wait()
+          summary["preempted"] = True
+          log.warning("preemption notice: saved step %d in %s and stopped", step, ckpt.directory)
+          break
+        run_evals(step, plan.eval_variables(state), lambda e, s=step, last=is_last: (
+            last or bool(e.every_steps and s % e.every_steps == 0)))
+        evaluated_last = is_last
+    if not summary["preempted"] and not evaluated_last:
+      # Finished before this process started (or an evaluation-only run): evaluate the state.
+      run_evals(int(state.step), plan.eval_variables(state), lambda e: True)
+  finally:
+    ckpt.close()
+    writer.close()
+
+  # ----------------------------------------------------------------- summary
+  summary.update(step=int(state.step), total_steps=total_steps,
+                 skipped_images=sorted(getattr(plan.source, "skipped_files", ())),
+                 wall_time_s=time.time() - start_time)
+  if step_metrics is None and total_steps:
+    log.info("nothing to do: the checkpoint in %s is already at step %d", workdir, total_steps)
+  if plan.record is not None and not summary["preempted"]:
+    record = dict(plan.record, **plan.result(summary["evals"]),
+                  epochs=total_steps / schedule.steps_per_epoch, steps=total_steps,
+                  batch_size=plan.batch_size, wall_time_s=summary["wall_time_s"])
+    run_record.write(workdir, record)
+    summary["record"] = record
+  return summary

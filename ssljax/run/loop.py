@@ -66,7 +66,8 @@ def run(run_type, config, workdir, *, devices=None):
   # ----------------------------------------------------------------- mesh
   mesh_config = config.get("mesh") or {}
   mesh = sharding.make_mesh(devices, mesh_config.get("fsdp", 1))
-  _check_batch_size(config.input.batch_size, mesh, config.get("grad_accum_steps", 1))
+  accum = config.get("grad_accum_steps", 1)  # micro-batches per update
+  _check_batch_size(config.input.batch_size, mesh, accum)
 
   # ----------------------------------------------------------------- plan
   plan = run_type.plan(config, mesh)
@@ -83,7 +84,7 @@ def run(run_type, config, workdir, *, devices=None):
   init_key = jax.random.fold_in(jax.random.key(config.seed), -1 % 2**31)
   abstract_state = jax.eval_shape(init_state, init_key)
   state_shardings = sharding.state_shardings(abstract_state, mesh, plan.sharded_state,
-                                             plan.fsdp_min_size)
+                                             mesh_config.get("fsdp_min_size", 2**16))
   kept_whole, state_bytes = sharding.replicated_bytes(abstract_state, state_shardings)
   num_params = sum(np.prod(x.shape) for x in jax.tree.leaves(abstract_state.params))
   log.info("train state %.1f MiB, of which %.1f MiB replicated on every device; %.2fM "
@@ -110,7 +111,7 @@ def run(run_type, config, workdir, *, devices=None):
   if first_step < total_steps:  # a finished or evaluation-only run has no step to compile
     train_step = jax.jit(
         step_lib.make_train_step(plan.objective, plan.tx, plan.learning_rate, config.seed,
-                                 plan.after_update, plan.grad_accum_steps),
+                                 plan.after_update, accum),
         in_shardings=(state_shardings, None, sharding.batch_sharding(mesh)),
         out_shardings=(state_shardings, sharding.replicated(mesh)),
         donate_argnums=(0,))

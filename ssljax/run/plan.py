@@ -45,12 +45,9 @@ class Plan:
   eval_variables: Callable = _state_variables
   evaluators: dict = dataclasses.field(default_factory=dict)  # {name: evaluator}
   sharded_state: tuple = ()  # model_state leaves sharded over the batch axis
-  fsdp: int = 1
-  fsdp_min_size: int = 2**16
-  grad_accum_steps: int = 1
   flops_per_example: float = 0  # model FLOPs of one example's step (TFLOP/s, MFU); 0: unknown
   description: str = ""  # logged once: what is trained, on what
-  # results.json of an evaluation run: the fields known before it trains, and the evaluation
-  # scalar that is its result ("linear_probe/top1"; a callable picks one from the scalars).
+  # results.json of an evaluation run: the fields known before it trains, and
+  # (evaluation scalars) -> {"metric": name, "value": v, ...} at its end.
   record: Optional[dict] = None
-  result: Any = None
+  result: Optional[Callable] = None

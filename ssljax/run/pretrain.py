@@ -62,8 +62,7 @@ def plan(config, mesh):
       init=init, objective=objective(config, method), tx=tx, learning_rate=learning_rate,
       after_update=after_update(config, method, schedule.total_steps),
       evaluators=evals_lib.build(config, method, mesh, schedule.steps_per_epoch),
-      sharded_state=method.sharded_state, fsdp=config.mesh.fsdp,
-      fsdp_min_size=config.mesh.fsdp_min_size, grad_accum_steps=config.grad_accum_steps,
+      sharded_state=method.sharded_state,
       flops_per_example=method.flops_per_example(config),
       description=f"method {config.method}")
 

@@ -35,8 +35,7 @@ NAME = "fine-tuning"
 log = logging.getLogger("ssljax")
 
 
-def validate(config):
-  validation.validate_probe(config)
+validate = validation.validate_probe
 
 
 def _pretraining(config, replicated):

@@ -1,7 +1,6 @@
 """kNN run type (`protocol="knn"`), evaluation only: weighted kNN top-1 of the frozen features
 of the encoder `config` names (or a baseline), k and temperatures from `config.knn`, the same
 evaluator and metric names as the pre-training monitor (`knn/top1_k20_t0.07`)."""
-import jax
 import ml_collections
 import optax
 
@@ -32,12 +31,12 @@ def plan(config, mesh):
   train_source, test_source, num_classes = run_record.splits(config, config.probe.test_split)
   train = sources.labelled_arrays(train_source)
   test = sources.labelled_arrays(test_source)
-  featurizer, _ = linear_probe.frozen_features(config, mesh, train[0])
+  featurizer, encode = linear_probe.frozen_features(config, mesh, train[0])
   knn_config = ml_collections.ConfigDict(dict(k=tuple(config.knn.k),
                                               temperatures=tuple(config.knn.temperatures),
                                               batch_size=config.probe.eval_batch_size))
-  evaluator = knn.KnnEvaluator(lambda v, x: featurizer.fn(v, x.astype(jax.numpy.float32)),
-                               train, test, num_classes, knn_config, mesh, every_steps=0)
+  evaluator = knn.KnnEvaluator(encode, train, test, num_classes, knn_config, mesh,
+                               every_steps=0)
 
   def best(evals):
     scalars = {k: v for k, v in evals.items() if k.startswith("knn/")}

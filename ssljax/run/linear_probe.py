@@ -42,8 +42,7 @@ class LinearHead(nn.Module):
                     name="head")(x)
 
 
-def validate(config):
-  validation.validate_probe(config)
+validate = validation.validate_probe
 
 
 def frozen_features(config, mesh, train_images):

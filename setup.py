@@ -14,6 +14,7 @@ INSTALL_REQUIRES = [
     "tensorboard>=2.18",
     "numpy>=1.26",
     "pillow>=10.0",
+    "simplejpeg>=1.7",  # libjpeg-turbo JPEG decoding (benchmarks/input_pipeline.py)
     "scikit-learn>=1.4",
     "matplotlib>=3.8",
     "absl-py>=2.1",

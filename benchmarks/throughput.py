@@ -6,7 +6,8 @@
 
 For each model (MAE ViT-B/16 and ViT-L/16 at 224px, SimSiam ResNet-50 at 224px: their
 ImageNet configs) runs the real jitted train step (augmentation on device included) over all
-devices on a fixed synthetic uint8 batch and prints images/s, achieved TFLOP/s (the method's
+devices on a fixed synthetic uint8 batch (canvases of `input.canvas_size` holding 500x375
+images, as the hosts hand them over) and prints images/s, achieved TFLOP/s (the method's
 analytic FLOPs, ssljax/flops.py), MFU against the device's peak bf16 throughput (accelerators
 only) and memory: the device's peak bytes in use where the backend reports it, else XLA's
 compiled estimate (arguments + temporaries).
@@ -39,9 +40,15 @@ def build(name, batch_size, dtype, runlocal):
   params = variables.pop("params")
   state = TrainState.create(params, tx.init(params), variables)
   state = jax.device_put(state, sharding.replicated(mesh))
-  images = np.random.default_rng(0).integers(0, 256, (batch_size, size, size, 3), np.uint8)
-  batch = sharding.global_batch({"image": images, "label": np.zeros(batch_size, np.int32)},
-                                mesh)
+  host_batch = {"label": np.zeros(batch_size, np.int32)}
+  if config.input.source in ("tfds", "image_folder"):  # decoded files arrive as canvases
+    side = config.input.canvas_size
+    host_batch["extent"] = np.tile(np.asarray([[375, 500]], np.int32), (batch_size, 1))
+  else:
+    side = size
+  host_batch["image"] = np.random.default_rng(0).integers(0, 256, (batch_size, side, side, 3),
+                                                          np.uint8)
+  batch = sharding.global_batch(host_batch, mesh)
   step = jax.jit(pretrain.make_train_step(config, method, tx, lr, 10**6), donate_argnums=(0,))
   compiled = step.lower(state, batch).compile()
   return config, method, mesh, compiled, state, batch

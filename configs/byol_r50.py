@@ -20,7 +20,7 @@ def get_config(arg=None):
   c = sections.base_config()
   c.method, c.byol = "byol", byol.default_config()
   recipes.siamese_imagenet(c, arg, batch_size=4096, optimizer="lars", blr=0.2,
-                           weight_decay=1.5e-6, warmup_epochs=10)
+                           weight_decay=1.5e-6, warmup_epochs=10, interpolation="bicubic")
   if arg.runlocal:
     recipes.siamese_runlocal(c)
   c.lock()

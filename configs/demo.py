@@ -10,15 +10,14 @@ Expected on 2 CPU cores: see README (demo row of the results table).
 Variants: `:runlocal` (seconds, for smoke tests).
 """
 from ssljax.config import loading, sections
-from ssljax.methods import mae
+from ssljax.methods import mae, recipes
 
 
 def get_config(arg=None):
   arg = loading.parse_arg(arg, runlocal=False)
   c = sections.base_config()
   c.method = "mae"
-  c.input.source = "digits"
-  c.input.image_size = 32
+  recipes.embedded_digits(c)
   c.input.batch_size = 128
   c.model.variant = "Ti/4"
   c.model.width, c.model.depth, c.model.num_heads, c.model.mlp_dim = 128, 4, 4, 512

@@ -34,7 +34,7 @@ def get_config(arg=None):
     c.optim.warmup_epochs = c.total_epochs / 10
   if arg.runlocal:
     c.encoder_config = "mae_cifar10:runlocal"
-    c.input.source, c.input.data_dir = "digits", None
+    recipes.embedded_digits(c)
     c.input.batch_size, c.input.num_threads = 32, 2
     c.finetune.eval_batch_size = 64
     c.total_epochs, c.total_steps, c.optim.warmup_epochs, c.optim.warmup_steps = None, 4, None, 1

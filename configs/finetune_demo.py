@@ -20,7 +20,7 @@ def get_config(arg=None):
   c.baseline = arg.baseline
   recipes.finetune(c, "B")
   c.encoder_config = "demo"
-  c.input.source, c.input.image_size = "digits", 32
+  recipes.embedded_digits(c)
   c.input.batch_size = 128
   c.finetune.flip = False
   c.finetune.crop_scale = (0.35, 1.0)

@@ -27,7 +27,7 @@ def get_config(arg=None):
   c.encoder_config = f"mae_vit{arg.size.lower()}"  # the architecture for baseline=random_init
   c.input.source, c.input.name = "tfds", "imagenet2012"
   c.input.image_size = 224
-  c.input.num_threads = 32
+  c.input.interpolation = "bicubic"  # timm's create_transform in the release, train and eval
   c.finetune.test_split = "validation"
   c.finetune.eval_batch_size = 1024
   c.log_every_steps = 100
@@ -35,7 +35,7 @@ def get_config(arg=None):
   c.checkpoint_every_steps, c.checkpoint_every_epochs = None, 1.0
   if arg.runlocal:
     c.encoder_config = "demo:runlocal"
-    c.input.source, c.input.name, c.input.image_size = "digits", "", 32
+    recipes.embedded_digits(c)
     c.input.batch_size, c.input.num_threads = 32, 2
     c.finetune.test_split, c.finetune.eval_batch_size = "test", 64
     c.total_epochs, c.total_steps, c.optim.warmup_epochs, c.optim.warmup_steps = None, 4, None, 1

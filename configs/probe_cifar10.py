@@ -32,7 +32,7 @@ def get_config(arg=None):
     c.probe.augment = False
     c.total_epochs = min(arg.epochs, 50)
   if arg.runlocal:
-    c.input.source, c.input.data_dir = "digits", None
+    recipes.embedded_digits(c)
     c.input.batch_size = 64
     c.total_epochs, c.optim.warmup_epochs = 2, None
     c.log_every_steps, c.eval_every_steps, c.checkpoint_every_steps = 5, 20, 20

@@ -20,7 +20,7 @@ def get_config(arg=None):
                              recipe="mae")
   c = sections.probe_base_config()
   c.protocol, c.baseline = arg.protocol, arg.baseline
-  c.input.source, c.input.image_size = "digits", 32
+  recipes.embedded_digits(c)
   recipes.linear_probe(c, arg.recipe, batch_size=128, paper_peak_lr=True)
   c.probe.augment = False
   c.probe.pca_dims = 64

@@ -27,7 +27,7 @@ def get_config(arg=None):
   c.eval_every_steps = 5000
   c.checkpoint_every_steps = 1000
   if arg.runlocal:
-    c.input.source, c.input.name, c.input.image_size = "digits", "", 32
+    recipes.embedded_digits(c)
     c.input.batch_size = 64
     c.probe.test_split = "test"
     c.total_epochs, c.optim.warmup_epochs = 2, None

@@ -19,7 +19,7 @@ def get_config(arg=None):
   c = sections.base_config()
   c.method, c.simclr = "simclr", simclr.default_config()
   recipes.siamese_imagenet(c, arg, batch_size=4096, optimizer="lars", blr=0.3,
-                           weight_decay=1e-6, warmup_epochs=10)
+                           weight_decay=1e-6, warmup_epochs=10, interpolation="bicubic")
   if not arg.runlocal:
     c.aug.color_jitter = (0.8, 0.8, 0.8, 0.2)
   if arg.runlocal:

@@ -22,7 +22,6 @@ def get_config(arg=None):
   c.input.name = "imagenet2012"
   c.input.image_size = 224
   c.input.batch_size = 512
-  c.input.num_threads = 32
   c.model.variant = "resnet50"
   c.simsiam.projector_layers = 3
   c.optim.blr = 0.05

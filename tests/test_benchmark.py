@@ -51,3 +51,21 @@ def test_throughput_benchmark_prints_rate_flops_and_memory_for_each_model():
   assert [line[0] for line in lines] == ["mae_vitb", "mae_vitl", "simsiam_r50"]
   for _, rate, _, tflops, mfu, _ in lines:
     assert float(rate) > 0 and float(tflops) > 0 and mfu.startswith("n/a")  # CPU: no peak
+
+
+@pytest.mark.slow
+def test_input_pipeline_benchmark_prints_ssljax_the_peer_and_their_ratio(tmp_path):
+  pytest.importorskip("torch", reason="the torch extra is not installed")
+  env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+  result = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "input_pipeline.py"),
+                           f"--folder={tmp_path}", "--images=72", "--batches=1", "--workers=2"],
+                          capture_output=True, text=True, timeout=600, env=env)
+  assert result.returncode == 0, result.stderr[-2000:]
+  rates = dict(re.findall(r"^\s+(ssljax \w+|torch\w* peer \w+)\s+([\d.]+) img/s", result.stdout,
+                          re.M))
+  ratios = [float(r) for r in re.findall(r"ratio ssljax / peer\s+([\d.]+)x", result.stdout)]
+  assert len(rates) == 6 and len(ratios) == 3 and min(float(v) for v in rates.values()) > 0
+  assert ratios[0] == pytest.approx(float(rates["ssljax MAE"]) / float(rates["torch peer MAE"]),
+                                    rel=0.02)
+  assert re.search(r"device augment MAE \(1 view\)\s+[\d.]+ img/s", result.stdout)
+  assert re.search(r"H100 .* -> +[\d.]+ host cores", result.stdout)

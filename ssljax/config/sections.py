@@ -7,6 +7,31 @@ import ml_collections
 from ml_collections.config_dict import placeholder
 
 MODEL_DTYPES = ("float32", "bfloat16", "float16")
+INTERPOLATIONS = ("bilinear", "bicubic")  # Pillow's filters, on device and on hosts
+
+
+def input_config():
+  """`config.input`: where the images come from and how hosts hand them to the device."""
+  c = ml_collections.ConfigDict()
+  c.source = "digits"  # digits | npz | tfds | image_folder (with or without class folders)
+  c.name = ""  # TFDS dataset name
+  c.data_dir = placeholder(str)
+  c.split = "train"
+  c.image_size = 32
+  c.batch_size = 256
+  # Host decoding: `num_workers` processes (None: one per host core for decoded files, none
+  # for in-memory arrays), each with `num_threads` threads.
+  c.num_workers = placeholder(int)
+  c.num_threads = 2
+  c.corrupt_images = "skip"  # image_folder: skip (log, count, use the next) | fail
+  # Decoded training images keep their whole extent in a canvas of this side (larger ones are
+  # reduced to fit); crops are sampled on device relative to the whole image.
+  c.canvas_size = 512
+  c.crop_ratio = (3 / 4, 4 / 3)  # aspect-ratio range of random resized crops
+  c.interpolation = "bilinear"  # bilinear | bicubic: crops and the evaluation resize
+  # Evaluation view: Resize(image_size / crop_pct) then CenterCrop(image_size).
+  c.crop_pct = 0.875
+  return c
 
 
 def base_config():
@@ -29,15 +54,7 @@ def base_config():
   # Gradient accumulation: the batch runs as this many micro-batches, one update (less memory).
   c.grad_accum_steps = 1
 
-  c.input = ml_collections.ConfigDict()
-  c.input.source = "digits"  # digits | npz | tfds | image_folder
-  c.input.name = ""  # TFDS dataset name
-  c.input.data_dir = placeholder(str)
-  c.input.split = "train"
-  c.input.image_size = 32
-  c.input.batch_size = 256
-  c.input.num_threads = 4
-  c.input.corrupt_images = "skip"  # image_folder: skip (log, count, use the next) | fail
+  c.input = input_config()
 
   c.aug = ml_collections.ConfigDict()
   c.aug.crop = True
@@ -108,15 +125,8 @@ def _evaluation_run_config(protocol):
   c.checkpoint_async = True
   c.max_consecutive_skips = 5  # non-finite steps in a row before the run stops
 
-  c.input = ml_collections.ConfigDict()
-  c.input.source = "digits"
-  c.input.name = ""
-  c.input.data_dir = placeholder(str)
-  c.input.split = "train"
+  c.input = input_config()
   c.input.image_size = 32  # pixels/pca baselines; an encoder uses its own pre-training size
-  c.input.batch_size = 256
-  c.input.num_threads = 4
-  c.input.corrupt_images = "skip"
   return c
 
 

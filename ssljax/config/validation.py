@@ -1,17 +1,35 @@
 """Validation of config values that would otherwise fail late or silently; one-line
 `ConfigError`s naming the field and the fix. Method-specific checks live in each method's
 `validate` (`ssljax.methods.contract`)."""
-from ssljax.config.sections import MODEL_DTYPES, PROTOCOLS
+from ssljax.config.sections import INTERPOLATIONS, MODEL_DTYPES, PROTOCOLS
 from ssljax.errors import ConfigError
+
+
+def validate_input(input_config):
+  """Checks of `config.input` (`sections.input_config`); raises ConfigError."""
+  c = input_config
+  ratio = tuple(c.crop_ratio)
+  checks = [
+      ("image_size", c.image_size > 0, "a positive size"),
+      ("batch_size", c.batch_size > 0, "a positive batch size"),
+      ("num_workers", c.num_workers is None or c.num_workers >= 0,
+       "None (one per host core) or a count >= 0 (0: decode in this process)"),
+      ("num_threads", c.num_threads >= 1, "a count >= 1"),
+      ("crop_pct", 0 < c.crop_pct <= 1, "a fraction in (0, 1] (1: no border cut)"),
+      ("interpolation", c.interpolation in INTERPOLATIONS, " or ".join(INTERPOLATIONS)),
+      ("canvas_size", c.canvas_size >= c.image_size,
+       f"at least input.image_size={c.image_size} (512 keeps ImageNet images whole)"),
+      ("crop_ratio", len(ratio) == 2 and 0 < ratio[0] <= ratio[1],
+       "(min, max) aspect ratios with 0 < min <= max, e.g. (0.75, 1.333)"),
+  ]
+  for field, ok, fix in checks:
+    if not ok:
+      raise ConfigError(f"input.{field}={c[field]!r} is invalid: use {fix}")
 
 
 def validate(config):
   """Checks of values that would otherwise fail late or silently; raises ConfigError."""
-  size = config.input.image_size
-  if size <= 0:
-    raise ConfigError(f"input.image_size={size} must be positive")
-  if config.input.batch_size <= 0:
-    raise ConfigError(f"input.batch_size={config.input.batch_size} must be positive")
+  validate_input(config.input)
   for field, minimum in (("log_every_steps", 1), ("checkpoint_every_steps", 1),
                          ("keep_checkpoints", 1)):
     if config[field] is not None and config[field] < minimum:
@@ -66,8 +84,7 @@ def validate_probe(config):
         "a probe config (configs/probe_*.py)")
     raise ConfigError(f"protocol={config.protocol!r} needs {kind}: this config has no "
                       f"{section} section")
-  if config.input.batch_size <= 0:
-    raise ConfigError(f"input.batch_size={config.input.batch_size} must be positive")
+  validate_input(config.input)
   for field in ("log_every_steps", "eval_every_steps", "checkpoint_every_steps",
                 "keep_checkpoints", "max_consecutive_skips"):
     minimum = 0 if field == "max_consecutive_skips" else 1

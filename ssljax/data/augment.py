@@ -6,6 +6,8 @@ accelerators never wait on host CPUs and a run is reproducible from its seed.
 import jax
 import jax.numpy as jnp
 
+from ssljax.data import resized_crop
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -27,45 +29,15 @@ def denormalize(images, mean=IMAGENET_MEAN, std=IMAGENET_STD):
 
 
 def eval_view(images, size):
-  """uint8 [B, H, W, C] -> normalised float32 [B, size, size, C], no randomness."""
+  """uint8 [B, H, W, C] -> normalised float32 [B, size, size, C], no randomness.
+
+  Hosts already hand evaluators their evaluation views at `size` (Resize + CenterCrop,
+  `ssljax.data.decode`); images of another size are resized whole.
+  """
   x = normalize(images)
   if x.shape[1] != size:
     x = jax.image.resize(x, (x.shape[0], size, size, x.shape[-1]), "linear")
   return x
-
-
-def sample_crop_box(rng, height, width, scale=(0.2, 1.0), ratio=(3 / 4, 4 / 3)):
-  """Random-resized-crop box (top, left, h, w) in pixels, float32 scalars.
-
-  Area fraction is uniform in `scale`, aspect ratio log-uniform in `ratio` (Inception crop);
-  a box larger than the image is clipped to it instead of re-sampled.
-  """
-  area_key, ratio_key, top_key, left_key = jax.random.split(rng, 4)
-  area = height * width * jax.random.uniform(area_key, (), minval=scale[0], maxval=scale[1])
-  log_ratio = jax.random.uniform(ratio_key, (), minval=jnp.log(ratio[0]),
-                                 maxval=jnp.log(ratio[1]))
-  aspect = jnp.exp(log_ratio)
-  crop_w = jnp.clip(jnp.sqrt(area * aspect), 1.0, width)
-  crop_h = jnp.clip(jnp.sqrt(area / aspect), 1.0, height)
-  top = jax.random.uniform(top_key, ()) * (height - crop_h)
-  left = jax.random.uniform(left_key, ()) * (width - crop_w)
-  return top, left, crop_h, crop_w
-
-
-def crop_and_resize(image, box, size):
-  """[H, W, C] float image, box (top, left, h, w) -> [size, size, C] (bilinear, antialiased)."""
-  top, left, crop_h, crop_w = box
-  scale = jnp.stack([size / crop_h, size / crop_w])
-  translation = -jnp.stack([top, left]) * scale
-  return jax.image.scale_and_translate(
-      image, (size, size, image.shape[-1]), (0, 1), scale, translation, method="linear",
-      antialias=True)
-
-
-def random_resized_crop(rng, image, size, scale=(0.2, 1.0), ratio=(3 / 4, 4 / 3)):
-  """[H, W, C] -> [size, size, C] random resized crop of one image."""
-  box = sample_crop_box(rng, image.shape[0], image.shape[1], scale, ratio)
-  return crop_and_resize(image, box, size)
 
 
 def random_flip(rng, image):
@@ -73,13 +45,22 @@ def random_flip(rng, image):
   return jnp.where(jax.random.bernoulli(rng), image[:, ::-1], image)
 
 
-def crop_flip(key, image, size, *, crop_scale=(0.2, 1.0), flip=True, crop=True):
-  """Geometric part of a view: [H, W, C] float -> [size, size, C] (resize if not cropping)."""
+def crop_flip(key, image, size, *, crop_scale=(0.2, 1.0), flip=True, crop=True, extent=None,
+              interpolation="bilinear", ratio=resized_crop.DEFAULT_RATIO):
+  """Geometric part of a view: float [H, W, C] -> [size, size, C].
+
+  `extent` (h, w): the image is the top-left h x w of `image` (a canvas); default all of it.
+  With `crop`, torchvision's random resized crop of the whole image (`crop_scale`, `ratio`),
+  resampled with `interpolation`; without, the whole image resized.
+  """
   crop_key, flip_key = jax.random.split(key)
-  if crop:
-    image = random_resized_crop(crop_key, image, size, tuple(crop_scale))
-  elif image.shape[0] != size:
-    image = jax.image.resize(image, (size, size, image.shape[-1]), "linear")
+  if extent is None:
+    if not crop and image.shape[0] == size and image.shape[1] == size:
+      return random_flip(flip_key, image) if flip else image
+    extent = image.shape[:2]
+  box = (resized_crop.sample_box(crop_key, extent, tuple(crop_scale), tuple(ratio)) if crop
+         else resized_crop.full_box(extent))
+  image = resized_crop.resize_box(image, box, size, interpolation)
   return random_flip(flip_key, image) if flip else image
 
 
@@ -99,16 +80,36 @@ def micro_batch(batch, config):
   return {"index": batch["example_index"], "total": config.input.batch_size}
 
 
-def crop_flip_views(rng, images, size, *, crop_scale=(0.2, 1.0), flip=True, crop=True,
-                    index=None, total=None):
+def geometry(batch, config):
+  """The crop settings of a method's batch: its images' extents [B, 2] (canvases from
+  decoded files; absent for in-memory arrays) and `config.input`'s interpolation and ratio."""
+  return {"extent": batch.get("extent"), "interpolation": config.input.interpolation,
+          "ratio": tuple(config.input.crop_ratio)}
+
+
+def per_example(fn, keys, images, extent):
+  """vmap of fn(key, image, extent) over the batch (keys [B], images [B, ...], extent [B, 2]);
+  an extent of None (whole images) passes through unbatched."""
+  if extent is None:
+    return jax.vmap(lambda k, x: fn(k, x, None))(keys, images)
+  return jax.vmap(fn)(keys, images, extent)
+
+
+def crop_flip_batch(rng, images, size, *, index=None, total=None, extent=None, **crop_args):
+  """`crop_flip` of every image, one key each: float [B, H, W, C] -> [B, size, size, C] in the
+  input's units; `crop_args`: crop_scale, flip, crop, interpolation, ratio."""
+  one = lambda key, image, ext: crop_flip(key, image, size, extent=ext, **crop_args)
+  return per_example(one, example_keys(rng, images.shape[0], index, total), images, extent)
+
+
+def crop_flip_views(rng, images, size, **view_args):
   """MAE's training view: uint8 [B, H, W, C] -> normalised float32 [B, size, size, C].
 
   Each example gets its own key (`example_keys`), so examples get different crops and the
-  same key always gives the same views.
+  same key always gives the same views. `view_args`: see `crop_flip_batch`.
   """
-  one = lambda key, image: crop_flip(key, image, size, crop_scale=crop_scale, flip=flip,
-                                     crop=crop)
-  return jax.vmap(one)(example_keys(rng, images.shape[0], index, total), normalize(images))
+  return standardize(crop_flip_batch(rng, images.astype(jnp.float32) / 255.0, size,
+                                     **view_args))
 
 
 # ---------------------------------------------------------------- photometric ([0, 1] RGB)
@@ -194,24 +195,28 @@ def _maybe(key, prob, fn, image):
   return jnp.where(jax.random.uniform(apply_key) < prob, fn(op_key, image), image)
 
 
-def siamese_views(rng, images, size, aug, index=None, total=None):
+def siamese_views(rng, images, size, aug, index=None, total=None, **geometry_args):
   """Two independent views of each image, the SimSiam/BYOL/MoCo v2 recipe.
 
   uint8 [B, H, W, 3] -> two normalised float32 [B, size, size, 3]: random resized crop
   (`aug.crop_scale`), flip, color jitter (`aug.color_jitter` with prob `aug.color_jitter_prob`),
   grayscale (`aug.grayscale_prob`), Gaussian blur (`aug.blur_prob`), normalisation.
   """
-  return tuple(augmented_views(rng, images, size, aug, 2, index=index, total=total))
+  return tuple(augmented_views(rng, images, size, aug, 2, index=index, total=total,
+                               **geometry_args))
 
 
-def augmented_views(rng, images, size, aug, count, crop_scale=None, index=None, total=None):
+def augmented_views(rng, images, size, aug, count, crop_scale=None, index=None, total=None,
+                    extent=None, interpolation="bilinear", ratio=resized_crop.DEFAULT_RATIO):
   """`count` independent views [B, size, size, 3] of each image, as `siamese_views`, with
-  `crop_scale` replacing `aug.crop_scale` (SwAV's small multi-crops)."""
+  `crop_scale` replacing `aug.crop_scale` (SwAV's small multi-crops); `extent` [B, 2],
+  `interpolation`, `ratio`: see `crop_flip`. All views come from the one decoded image."""
   scale = tuple(crop_scale or aug.crop_scale)
 
-  def one(key, image):
+  def one(key, image, ext):
     geo_key, jitter_key, gray_key, blur_key = jax.random.split(key, 4)
-    image = crop_flip(geo_key, image, size, crop_scale=scale, flip=aug.flip, crop=aug.crop)
+    image = crop_flip(geo_key, image, size, crop_scale=scale, flip=aug.flip, crop=aug.crop,
+                      extent=ext, interpolation=interpolation, ratio=ratio)
     image = _maybe(jitter_key, aug.color_jitter_prob,
                    lambda k, x: color_jitter(k, x, tuple(aug.color_jitter)), image)
     image = _maybe(gray_key, aug.grayscale_prob, lambda _, x: grayscale(x), image)
@@ -219,5 +224,5 @@ def augmented_views(rng, images, size, aug, count, crop_scale=None, index=None, 
     return standardize(image)
 
   x = images.astype(jnp.float32) / 255.0
-  return [jax.vmap(one)(example_keys(k, images.shape[0], index, total), x)
+  return [per_example(one, example_keys(k, images.shape[0], index, total), x, extent)
           for k in jax.random.split(rng, count)]

@@ -1,4 +1,4 @@
-"""Host-side data sources: random access to {"image": uint8 [H, W, 3], "label": int32}.
+"""Host-side data sources: random access to {"image": uint8, "label": int32, ...}.
 
 Four kinds, chosen by `config.input.source`:
   "digits"        scikit-learn's 1,797 real handwritten digits, upsampled (ships with
@@ -6,46 +6,95 @@ Four kinds, chosen by `config.input.source`:
   "npz"           a directory of .npz shards with `images` [N, H, W, 3] uint8 and `labels` [N]
                   (`{split}_*.npz` or `{split}.npz`, e.g. the CIFAR-10 copy in shared/data)
   "tfds"          a prepared TFDS dataset via `tfds.data_source` (array_record; no TensorFlow)
-  "image_folder"  `root/split/class/*.png|jpg`
-Hosts only read, decode and resize to a fixed size; augmentations run on device.
+  "image_folder"  `root/split/class/*.jpg|png|...`, or without class folders (`root/split/*`
+                  or `root/*`: unlabelled, for pre-training only)
+A source is opened for one of two views (`ssljax.data.decode`):
+  "train"  in-memory arrays as stored; decoded files as the whole image (longer side at most
+           `canvas_size`), which the pipeline places in a canvas [C, C, 3] with its extent
+           (h, w): random crops are sampled on device
+  "eval"   [image_size, image_size, 3]: Resize(image_size / crop_pct) + CenterCrop
 """
 import glob
 import logging
 import os
 import threading
+from concurrent import futures
 
 import numpy as np
 from PIL import Image
 
+from ssljax.data import decode
 from ssljax.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
 KINDS = ("digits", "npz", "tfds", "image_folder")
+VIEWS = ("train", "eval")
 NPZ_LAYOUT = "images uint8 [N, H, W, 3] and labels int [N]"
 CORRUPT_IMAGE_POLICIES = ("skip", "fail")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+UNLABELLED = -1  # the label of every image of an unlabelled folder
 
 
-def fit_image(image, size):
-  """uint8 [h, w, C] -> uint8 [size, size, 3]: resize the shorter side, centre-crop."""
-  pil = Image.fromarray(np.asarray(image)).convert("RGB")
-  if pil.size != (size, size):
-    w, h = pil.size
-    scale = size / min(w, h)
-    nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
-    pil = pil.resize((nw, nh), Image.BICUBIC)
-    left, top = (nw - size) // 2, (nh - size) // 2
-    pil = pil.crop((left, top, left + size, top + size))
-  return np.asarray(pil, dtype=np.uint8)
+class View:
+  """How a host turns decoded bytes into an example: "train" (canvas) or "eval" (final)."""
+
+  def __init__(self, kind, image_size, *, canvas_size=512, crop_pct=0.875,
+               interpolation="bilinear"):
+    if kind not in VIEWS:
+      raise ValueError(f"view {kind!r} is not one of {VIEWS}")
+    self.kind, self.size, self.canvas_size = kind, image_size, canvas_size
+    self.crop_pct, self.interpolation = crop_pct, interpolation
+
+  @classmethod
+  def from_config(cls, kind, input_config):
+    return cls(kind, input_config.image_size, canvas_size=input_config.canvas_size,
+               crop_pct=input_config.crop_pct, interpolation=input_config.interpolation)
+
+  @property
+  def canvas(self):
+    """The canvas side the pipeline places training images in; None for evaluation views."""
+    return self.canvas_size if self.kind == "train" else None
+
+  def from_bytes(self, data):
+    """Image bytes -> {"image"}: the whole image fitted to the canvas (train; the pipeline
+    places it, `decode.canvas_batch`), or the evaluation view [size, size, 3]."""
+    if self.kind == "train":
+      return {"image": decode.fitted(data, self.canvas_size)}
+    return {"image": decode.eval_view(data, self.size, self.crop_pct, self.interpolation)}
+
+  def from_array(self, image):
+    """uint8 [h, w, 3] (decoded) -> the same example as `from_bytes`."""
+    if self.kind == "train":
+      return {"image": decode.fit_image(image, self.canvas_size)}
+    return {"image": decode.eval_image(image, self.size, self.crop_pct, self.interpolation)}
+
+
+def require_labels(source, purpose):
+  """DataError unless every example of `source` has a class label."""
+  if not getattr(source, "labelled", True):
+    raise DataError(f"{purpose} needs class labels, but {source.name} is an unlabelled image "
+                    "folder: point input.data_dir at a root/split/class/ layout")
 
 
 class ArraySource:
-  """In-memory images uint8 [N, H, W, 3] and labels int32 [N]."""
+  """In-memory images uint8 [N, H, W, 3] and labels int32 [N] (the "train" view: as stored)."""
+
+  canvas = None  # examples already have one shape
 
   def __init__(self, images, labels, num_classes, name):
     self.images, self.labels = images, labels
     self.num_classes, self.name = num_classes, name
+
+  def eval_view(self, view):
+    """This source with every image in the evaluation view (the same object where that is
+    the image as stored)."""
+    height, width = self.images.shape[1:3]
+    resized, crop = decode.eval_geometry(height, width, view.size, view.crop_pct)
+    if resized == (height, width) and crop == (0, 0):
+      return self
+    images = np.stack([view.from_array(image)["image"] for image in self.images])
+    return ArraySource(images, self.labels, self.num_classes, self.name)
 
   def __len__(self):
     return len(self.labels)
@@ -105,9 +154,10 @@ def npz_dir(path, split):
 
 
 class TfdsSource:
-  """A prepared TFDS dataset read through `tfds.data_source` (array_record), images fitted."""
+  """A prepared TFDS dataset read through `tfds.data_source` (array_record). Images are read
+  as their stored bytes (no TFDS decoding) and decoded here for `view`."""
 
-  def __init__(self, name, split, data_dir, image_size):
+  def __init__(self, name, split, data_dir, view):
     import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
     root = data_dir or os.environ.get("TFDS_DATA_DIR") or os.path.expanduser(
         "~/tensorflow_datasets")
@@ -119,103 +169,161 @@ class TfdsSource:
     if not os.path.isdir(os.path.join(root, name.split(":")[0].split("/")[0])):
       raise DataError(f"TFDS dataset {name!r} is not prepared in {root}: {how}")
     try:
-      self._source = tfds.data_source(name, split=split, data_dir=root, download=False)
+      self._source = tfds.data_source(name, split=split, data_dir=root, download=False,
+                                      decoders={"image": tfds.decode.SkipDecoding()})
     except Exception as e:
       raise DataError(f"TFDS dataset {name!r} split {split!r} cannot be read from {root} "
                       f"({str(e).splitlines()[0]}): {how}") from e
     self.num_classes = self._source.dataset_info.features["label"].num_classes
-    self.image_size, self.name = image_size, f"tfds:{name}:{split}"
+    self.view, self.name = view, f"tfds:{name}:{split}"
 
   def __len__(self):
     return len(self._source)
 
+  @property
+  def canvas(self):
+    return self.view.canvas
+
   def __getitem__(self, index):
     example = self._source[index]
-    return {"image": fit_image(example["image"], self.image_size),
-            "label": np.int32(example["label"])}
+    return dict(self.view.from_bytes(example["image"]), label=np.int32(example["label"]))
+
+  def with_view(self, view):
+    other = object.__new__(TfdsSource)
+    other.__dict__.update(self.__dict__, view=view)
+    return other
+
+
+def _list_images(directory):
+  return [os.path.join(directory, f) for f in sorted(os.listdir(directory))
+          if f.lower().endswith(IMAGE_SUFFIXES) and os.path.isfile(os.path.join(directory, f))]
 
 
 class ImageFolderSource:
-  """`root/split/class_name/*.png|jpg`; classes are the sorted sub-directory names.
+  """`root/split/class_name/*.jpg|png|...`; classes are the sorted sub-directory names.
 
-  A file that cannot be decoded is, with `corrupt_images="skip"`, logged once, recorded in
-  `skipped_files`, and replaced by the next readable file in the listing (so batches keep their
-  size and nothing else is dropped); with "fail" it is a DataError naming the file.
+  Without class folders (`root/split/*.jpg`, or `root/*.jpg` when there is no `split` folder)
+  the folder is unlabelled (`labelled` False, every label UNLABELLED): pre-training reads it,
+  runs that need labels refuse it (`require_labels`).
+
+  A file that cannot be decoded is, with `corrupt_images="skip"`, replaced by the next
+  readable file in the listing (so batches keep their size and nothing else is dropped); the
+  example names the files it skipped ("skipped"), which the pipeline records in
+  `skipped_files` and logs once each; with "fail" it is a DataError naming the file.
   """
 
-  def __init__(self, root, split, image_size, corrupt_images="skip"):
+  def __init__(self, root, split, view, corrupt_images="skip"):
     if corrupt_images not in CORRUPT_IMAGE_POLICIES:
       raise ConfigError(f"input.corrupt_images={corrupt_images!r} is unknown: use one of "
                         f"{', '.join(CORRUPT_IMAGE_POLICIES)}")
-    self.corrupt_images = corrupt_images
+    self.corrupt_images, self.view = corrupt_images, view
     self.skipped_files = set()
     self._lock = threading.Lock()
     split_dir = os.path.join(root or "", split)
+    if root and not os.path.isdir(split_dir) and os.path.isdir(root) and _list_images(root):
+      split_dir = root  # root/*.jpg: one unlabelled folder for every split
     if not root or not os.path.isdir(split_dir):
       raise DataError(f"image folder {split_dir!r} does not exist: set input.data_dir to a "
-                      "root holding split/class/image files")
+                      "root holding split/class/image files (or split/image files)")
     classes = sorted(d for d in os.listdir(split_dir)
                      if os.path.isdir(os.path.join(split_dir, d)))
     self.files, labels = [], []
     for label, cls in enumerate(classes):
-      for f in sorted(os.listdir(os.path.join(split_dir, cls))):
-        if f.lower().endswith(IMAGE_SUFFIXES):
-          self.files.append(os.path.join(split_dir, cls, f))
-          labels.append(label)
+      found = _list_images(os.path.join(split_dir, cls))
+      self.files += found
+      labels += [label] * len(found)
+    self.labelled = bool(self.files)
     if not self.files:
-      raise DataError(f"no images under {split_dir}/<class>/: expected "
-                      f"{'/'.join(IMAGE_SUFFIXES)} files in one folder per class")
+      self.files = _list_images(split_dir)
+      labels = [UNLABELLED] * len(self.files)
+    if not self.files:
+      raise DataError(f"no images under {split_dir}: expected {'/'.join(IMAGE_SUFFIXES)} files "
+                      "in one folder per class, or directly in the folder (unlabelled)")
     self.labels = np.asarray(labels, np.int32)
-    self.num_classes, self.image_size = len(classes), image_size
+    self.num_classes = len(classes) if self.labelled else 0
     self.name = f"image_folder:{split_dir}"
 
   def __len__(self):
     return len(self.files)
 
+  @property
+  def canvas(self):
+    return self.view.canvas
+
+  def __getstate__(self):  # worker processes get a copy without the lock
+    return {k: v for k, v in self.__dict__.items() if k != "_lock"}
+
+  def __setstate__(self, state):
+    self.__dict__.update(state, _lock=threading.Lock())
+
+  def with_view(self, view):
+    other = object.__new__(ImageFolderSource)
+    other.__dict__.update(self.__dict__, view=view, skipped_files=set(),
+                          _lock=threading.Lock())
+    return other
+
   def _decode(self, path):
-    """uint8 [size, size, 3], or None if the file cannot be decoded (and is skipped)."""
+    """The example of `path` for this view, or None if it cannot be decoded (and is skipped)."""
     try:
-      with Image.open(path) as im:
-        return fit_image(np.asarray(im.convert("RGB")), self.image_size)
+      with open(path, "rb") as f:
+        return self.view.from_bytes(f.read())
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
       reason = f"{type(e).__name__}: {e}"
     if self.corrupt_images == "fail":
       raise DataError(f"image {path} cannot be decoded ({reason}): replace or delete it, or set "
                       "input.corrupt_images=skip")
-    with self._lock:
-      first_time = path not in self.skipped_files
-      self.skipped_files.add(path)
-    if first_time:
-      log.warning("skipping image %s, which cannot be decoded (%s); %d skipped so far", path,
-                  reason, len(self.skipped_files))
     return None
 
   def __getitem__(self, index):
+    skipped = []
     for offset in range(len(self.files)):
       i = (index + offset) % len(self.files)
-      image = self._decode(self.files[i])
-      if image is not None:
-        return {"image": image, "label": self.labels[i]}
+      example = self._decode(self.files[i])
+      if example is not None:
+        return dict(example, label=self.labels[i], skipped=tuple(skipped))
+      skipped.append(self.files[i])
     raise DataError(f"no image under {self.name} can be decoded: check input.data_dir")
 
+  def note_skipped(self, paths):
+    """Records files a reader skipped (in any process) and logs each the first time."""
+    with self._lock:
+      new = [p for p in paths if p not in self.skipped_files]
+      self.skipped_files.update(new)
+    for path in new:
+      log.warning("skipped image %s, which cannot be decoded; %d skipped so far", path,
+                  len(self.skipped_files))
 
-def get_source(input_config, split):
-  """The source named by `input_config.source` for `split`."""
+
+def get_source(input_config, split, view="train"):
+  """The source named by `input_config.source` for `split`, opened for `view` ("train":
+  what the training pipeline crops on device; "eval": evaluation views)."""
   kind = input_config.source
+  host_view = View.from_config(view, input_config)
   if kind == "digits":
-    return digits(split, input_config.image_size)
-  if kind == "npz":
-    return npz_dir(input_config.data_dir, split)
-  if kind == "tfds":
-    return TfdsSource(input_config.name, split, input_config.data_dir, input_config.image_size)
-  if kind == "image_folder":
-    return ImageFolderSource(input_config.data_dir, split, input_config.image_size,
+    source = digits(split, input_config.image_size)
+  elif kind == "npz":
+    source = npz_dir(input_config.data_dir, split)
+  elif kind == "tfds":
+    return TfdsSource(input_config.name, split, input_config.data_dir, host_view)
+  elif kind == "image_folder":
+    return ImageFolderSource(input_config.data_dir, split, host_view,
                              input_config.get("corrupt_images", "skip"))
-  raise DataError(f"input.source={kind!r} is unknown: use one of {', '.join(KINDS)}")
+  else:
+    raise DataError(f"input.source={kind!r} is unknown: use one of {', '.join(KINDS)}")
+  return source.eval_view(host_view) if view == "eval" else source
 
 
-def labelled_arrays(source, max_examples=None, seed=0):
-  """(images uint8 [N, H, W, 3], labels int32 [N]) of the whole source or a seeded subset.
+def eval_source(source, input_config):
+  """`source` (opened by `get_source`) in the evaluation view."""
+  view = View.from_config("eval", input_config)
+  if isinstance(source, ArraySource):
+    return source.eval_view(view)
+  return source.with_view(view)
+
+
+def labelled_arrays(source, max_examples=None, seed=0, num_threads=None):
+  """(images uint8 [N, H, W, 3], labels int32 [N]) of the whole source or a seeded subset,
+  read by `num_threads` threads (decoding releases the GIL; default one per core).
 
   Splits may be sorted by class (CIFAR-10's test.npz is), so a cap takes a random subset.
   """
@@ -224,6 +332,9 @@ def labelled_arrays(source, max_examples=None, seed=0):
     index = np.sort(np.random.default_rng(seed).permutation(len(index))[:max_examples])
   if isinstance(source, ArraySource):
     return source.images[index], source.labels[index]
-  examples = [source[int(i)] for i in index]
+  with futures.ThreadPoolExecutor(num_threads or os.cpu_count()) as pool:
+    examples = list(pool.map(lambda i: source[int(i)], index))
+  if hasattr(source, "note_skipped"):
+    source.note_skipped([p for e in examples for p in e.get("skipped", ())])
   return (np.stack([e["image"] for e in examples]),
           np.asarray([e["label"] for e in examples], np.int32))

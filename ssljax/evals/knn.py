@@ -65,8 +65,10 @@ class KnnEvaluator:
     data_config = config.input.copy_and_resolve_references()
     with data_config.unlocked():
       data_config.update(eval_config.get("input", {}))
-    train = sources.get_source(data_config, eval_config.train_split)
-    test = sources.get_source(data_config, eval_config.test_split)
+    train = sources.get_source(data_config, eval_config.train_split, "eval")
+    test = sources.get_source(data_config, eval_config.test_split, "eval")
+    for source in (train, test):
+      sources.require_labels(source, "the kNN evaluator (config.evals)")
     feature = eval_config.feature
     return cls(lambda variables, images: method.encode(config, variables, images)[feature],
                sources.labelled_arrays(train, eval_config.get("max_train_examples")),

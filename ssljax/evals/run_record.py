@@ -14,9 +14,12 @@ from ssljax.data import sources
 
 
 def splits(config, test_split):
-  """(train source `config.input.split`, test source, number of classes)."""
+  """(train source `config.input.split` in the training view, test source in the evaluation
+  view, number of classes); both must be labelled."""
   train_source = sources.get_source(config.input, config.input.split)
-  test_source = sources.get_source(config.input, test_split)
+  test_source = sources.get_source(config.input, test_split, "eval")
+  for source in (train_source, test_source):
+    sources.require_labels(source, f"a {config.protocol} run")
   return train_source, test_source, max(train_source.num_classes, test_source.num_classes)
 
 

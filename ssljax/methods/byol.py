@@ -28,7 +28,8 @@ def init(config, rng, image_shape):
 def loss(config, params, state, batch, rng):
   """uint8 batch["image"] -> (loss, ({"batch_stats", "target"}, metrics))."""
   x1, x2 = augment.siamese_views(rng, batch["image"], config.input.image_size, config.aug,
-                                 **augment.micro_batch(batch, config))
+                                 **augment.micro_batch(batch, config),
+                                 **augment.geometry(batch, config))
   modules = siamese.build_network(config, config.byol)
   out1, stats = siamese.apply_network(modules, params, state["batch_stats"], x1, train=True)
   out2, stats = siamese.apply_network(modules, params, stats, x2, train=True)

@@ -125,17 +125,18 @@ def init(config, rng, image_shape):
   return {"params": {"encoder": enc_vars["params"], "decoder": dec_vars["params"]}}
 
 
-def _views(config, rng, images, micro):
-  return augment.crop_flip_views(rng, images, config.input.image_size,
+def _views(config, rng, batch, micro):
+  return augment.crop_flip_views(rng, batch["image"], config.input.image_size,
                                  crop_scale=config.aug.crop_scale, flip=config.aug.flip,
-                                 crop=config.aug.crop, **micro)
+                                 crop=config.aug.crop, **micro,
+                                 **augment.geometry(batch, config))
 
 
 def loss(config, params, state, batch, rng):
   """uint8 batch["image"] [B, H, W, C] -> (loss, (state, metrics)); MAE has no extra state."""
   aug_key, mask_key = jax.random.split(rng)
   micro = augment.micro_batch(batch, config)
-  images = _views(config, aug_key, batch["image"], micro)
+  images = _views(config, aug_key, batch, micro)
   pred, mask = forward(config, params, images, mask_key, micro=micro)
   p = vit.spec_from_config(config.model)["patch_size"]
   value = masked_mse(pred, patch_targets(images, p, config.mae.norm_pix_loss), mask)

@@ -76,7 +76,8 @@ def loss(config, params, state, batch, rng):
   """uint8 batch["image"] -> (loss, (model state, metrics))."""
   c = config.moco
   x1, x2 = augment.siamese_views(rng, batch["image"], config.input.image_size, config.aug,
-                                 **augment.micro_batch(batch, config))
+                                 **augment.micro_batch(batch, config),
+                                 **augment.geometry(batch, config))
   modules = siamese.build_network(config, c)
   out1, stats = siamese.apply_network(modules, params, state["batch_stats"], x1, train=True)
   new_state = dict(state)

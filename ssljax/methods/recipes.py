@@ -13,7 +13,8 @@ from ssljax.methods import mae, simsiam
 
 
 def cifar10_input(c, source="npz"):
-  """CIFAR-10 at 32x32, batch 512: the npz directory in $SSLJAX_CIFAR10_DIR, or TFDS."""
+  """CIFAR-10 at 32x32, batch 512: the npz directory in $SSLJAX_CIFAR10_DIR, or TFDS;
+  evaluated on the whole 32x32 image (crop_pct 1), as the CIFAR protocols do."""
   c.input.source = source
   if source == "tfds":
     c.input.name = "cifar10"
@@ -21,14 +22,20 @@ def cifar10_input(c, source="npz"):
     c.input.data_dir = os.environ.get("SSLJAX_CIFAR10_DIR")
   c.input.image_size = 32
   c.input.batch_size = 512
+  c.input.crop_pct = 1.0
+
+
+def embedded_digits(c):
+  """The embedded digits at 32x32 (`sources.digits`), evaluated whole (crop_pct 1)."""
+  c.input.source, c.input.name, c.input.data_dir = "digits", "", None
+  c.input.image_size, c.input.crop_pct = 32, 1.0
 
 
 def mae_runlocal(c, embedded_data=True):
   """Same code path in seconds on a CPU: tiny model, few steps, capped evals; with
   `embedded_data` the input becomes the embedded digits at 32x32."""
   if embedded_data:
-    c.input.source, c.input.name, c.input.data_dir = "digits", "", None
-    c.input.image_size = 32
+    embedded_digits(c)
   c.input.batch_size = 32
   c.input.num_threads = 2
   c.model.variant = "mu/4"
@@ -51,7 +58,7 @@ def mae_imagenet(variant, arg):
   c.input.name = "imagenet2012"
   c.input.image_size = 224
   c.input.batch_size = 4096
-  c.input.num_threads = 32
+  c.input.interpolation = "bicubic"  # RandomResizedCrop(interpolation=3) in the release
   c.model.variant = variant
   c.mae = mae.default_config()
   c.total_epochs = arg.epochs
@@ -89,8 +96,8 @@ def siamese_runlocal(c):
 
   Works for every Siamese method: `c[c.method]` is its head config. Configs apply it last, after
   every other setting of the recipe."""
-  c.input.source, c.input.name, c.input.data_dir = "digits", "", None
-  c.input.image_size, c.input.batch_size, c.input.num_threads = 32, 32, 2
+  embedded_digits(c)
+  c.input.batch_size, c.input.num_threads = 32, 2
   c.model.variant, c.model.resnet_width, c.model.cifar_stem = "resnet18", 8, True
   head = c[c.method]
   head.dim = 64
@@ -111,13 +118,16 @@ def siamese_runlocal(c):
 
 
 def siamese_imagenet(c, arg, *, batch_size, optimizer, blr, weight_decay, warmup_epochs=0.0,
-                     blur_prob=0.5):
+                     blur_prob=0.5, interpolation="bilinear"):
   """ImageNet-1k (TFDS imagenet2012) ResNet-50 pre-training for a Siamese method `c.method`
   whose head is already in `c[c.method]`: the method's optimizer ("lars": biases and norms
   without decay or trust-ratio scaling; "sgd"), lr = blr * batch / 256, warm-up then cosine,
-  the common augmentation (crops 0.08-1, flip, color jitter p=0.8, grayscale p=0.2, blur)."""
+  the common augmentation (crops 0.08-1, flip, color jitter p=0.8, grayscale p=0.2, blur),
+  crops resized with `interpolation` (torchvision's default bilinear in the PyTorch releases;
+  the TensorFlow releases, SimCLR and BYOL, resize bicubic)."""
   c.input.source, c.input.name = "tfds", "imagenet2012"
-  c.input.image_size, c.input.batch_size, c.input.num_threads = 224, batch_size, 32
+  c.input.image_size, c.input.batch_size = 224, batch_size
+  c.input.interpolation = interpolation
   c.model.variant = "resnet50"
   c.optim.name, c.optim.blr, c.optim.weight_decay = optimizer, blr, weight_decay
   c.optim.momentum = 0.9
@@ -179,6 +189,7 @@ def linear_probe(c, recipe, batch_size, paper_peak_lr=False):
   if recipe == "mae":
     c.probe.feature, c.probe.head_norm = "cls", True
     c.optim.blr, c.optim.warmup_epochs = 0.1, 10
+    c.input.interpolation = "bicubic"  # RandomResizedCrop and Resize(256), interpolation=3
   else:
     c.probe.feature, c.probe.head_norm = "backbone", False
     c.optim.blr = 0.02

@@ -37,7 +37,8 @@ def init(config, rng, image_shape):
 def loss(config, params, state, batch, rng):
   """uint8 batch["image"] [B, H, W, C] -> (loss, ({"batch_stats"}, metrics))."""
   x1, x2 = augment.siamese_views(rng, batch["image"], config.input.image_size, config.aug,
-                                 **augment.micro_batch(batch, config))
+                                 **augment.micro_batch(batch, config),
+                                 **augment.geometry(batch, config))
   n = x1.shape[0]
   out, stats = siamese.apply_network(siamese.build_network(config, config.simclr), params,
                                      state["batch_stats"], jnp.concatenate([x1, x2]), True)

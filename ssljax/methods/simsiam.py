@@ -43,7 +43,8 @@ def loss(config, params, state, batch, rng):
   """uint8 batch["image"] -> (loss, ({"batch_stats"}, metrics)); views are forwarded one
   after the other, as in the paper, so BatchNorm statistics are per view."""
   x1, x2 = augment.siamese_views(rng, batch["image"], config.input.image_size, config.aug,
-                                 **augment.micro_batch(batch, config))
+                                 **augment.micro_batch(batch, config),
+                                 **augment.geometry(batch, config))
   out1, stats = forward(config, params, state["batch_stats"], x1, train=True)
   out2, stats = forward(config, params, stats, x2, train=True)
   z1, z2 = out1["z"], out2["z"]

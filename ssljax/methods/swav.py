@@ -68,15 +68,19 @@ def _normalize_prototypes(prototypes):
   return jax.tree.map(lambda w: siamese.l2_normalize(w, axis=0), prototypes)
 
 
-def _crops(config, rng, images, micro):
-  """[large crop 1, large crop 2, small crops...] as normalised images."""
+def _crops(config, rng, batch):
+  """[large crop 1, large crop 2, small crops...] as normalised images, all from the one
+  decoded image of each example."""
   c = config.swav
   large_key, small_key = jax.random.split(rng)
+  images = batch["image"]
+  view_args = dict(augment.micro_batch(batch, config), **augment.geometry(batch, config))
   crops = augment.augmented_views(large_key, images, config.input.image_size, config.aug, 2,
-                                  **micro)
+                                  **view_args)
   if c.num_small_crops:
     crops += augment.augmented_views(small_key, images, c.small_crop_size, config.aug,
-                                     c.num_small_crops, crop_scale=c.small_crop_scale, **micro)
+                                     c.num_small_crops, crop_scale=c.small_crop_scale,
+                                     **view_args)
   return crops
 
 
@@ -84,7 +88,7 @@ def loss(config, params, state, batch, rng):
   """uint8 batch["image"] -> (loss, (model state, metrics))."""
   c = config.swav
   modules = siamese.build_network(config, c)
-  crops = _crops(config, rng, batch["image"], augment.micro_batch(batch, config))
+  crops = _crops(config, rng, batch)
   frozen = state["prototypes_frozen"] > 0
   prototypes = jax.tree.map(lambda w: jnp.where(frozen, jax.lax.stop_gradient(w), w),
                             params["prototypes"])

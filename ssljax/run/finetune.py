@@ -80,13 +80,14 @@ def load_encoder(params, encoder_params):
   return dict(params, encoder=traverse_util.unflatten_dict(loaded, sep="/"))
 
 
-def train_view(config, key, image, size):
-  """uint8-valued float [H, W, 3] -> normalised float [size, size, 3] (crop, flip, RandAugment,
-  normalisation, random erasing)."""
+def train_view(config, key, image, size, extent=None):
+  """uint8-valued float [H, W, 3] (the top-left `extent` of it) -> normalised float
+  [size, size, 3] (crop, flip, RandAugment, normalisation, random erasing)."""
   f = config.finetune
   crop_key, ra_key, erase_key = jax.random.split(key, 3)
-  x = augment.crop_flip(crop_key, image, size, crop_scale=tuple(f.crop_scale),
-                        flip=f.flip) / 255.0
+  x = augment.crop_flip(crop_key, image, size, crop_scale=tuple(f.crop_scale), flip=f.flip,
+                        extent=extent, interpolation=config.input.interpolation,
+                        ratio=tuple(config.input.crop_ratio)) / 255.0
   if f.rand_augment_ops:
     x = randaugment.rand_augment(ra_key, jnp.clip(x, 0.0, 1.0), f.rand_augment_ops,
                                  f.rand_augment_magnitude, f.rand_augment_magnitude_std)
@@ -103,8 +104,9 @@ def objective(config, model, num_classes, size):
     del frozen
     images, labels = batch["image"], batch["label"]
     aug_key, mix_key, drop_key = jax.random.split(rng, 3)
-    views = jax.vmap(lambda k, x: train_view(config, k, x, size))(
-        jax.random.split(aug_key, images.shape[0]), images.astype(jnp.float32))
+    views = augment.per_example(lambda k, x, ext: train_view(config, k, x, size, ext),
+                                jax.random.split(aug_key, images.shape[0]),
+                                images.astype(jnp.float32), batch.get("extent"))
     views, targets, _ = mixup.mix_batch(
         mix_key, views, labels, num_classes, mixup_alpha=f.mixup_alpha,
         cutmix_alpha=f.cutmix_alpha, prob=f.mixup_prob, switch_prob=f.mixup_switch_prob,
@@ -146,8 +148,7 @@ def plan(config, mesh):
 
   return Plan(
       name=NAME, source=train_source, batch_size=batch_size, schedule=schedule,
-      data=pipeline.train_iterator(train_source, batch_size, config.seed,
-                                   num_threads=config.input.num_threads),
+      data=pipeline.from_config(train_source, config),
       init=lambda key: (model.init(key, jnp.zeros((1, size, size, 3)))["params"], {}),
       objective=objective(config, model, num_classes, size), tx=tx,
       learning_rate=learning_rate, start=start,

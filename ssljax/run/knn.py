@@ -26,10 +26,13 @@ class _NoBatches:
   def set_state(self, state):
     del state
 
+  def close(self):
+    pass
+
 
 def plan(config, mesh):
   train_source, test_source, num_classes = run_record.splits(config, config.probe.test_split)
-  train = sources.labelled_arrays(train_source)
+  train = sources.labelled_arrays(sources.eval_source(train_source, config.input))
   test = sources.labelled_arrays(test_source)
   featurizer, encode = linear_probe.frozen_features(config, mesh, train[0])
   knn_config = ml_collections.ConfigDict(dict(k=tuple(config.knn.k),

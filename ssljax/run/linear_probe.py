@@ -55,15 +55,15 @@ def frozen_features(config, mesh, train_images):
 
 def plan(config, mesh):
   train_source, test_source, num_classes = run_record.splits(config, config.probe.test_split)
-  train_images, train_labels = sources.labelled_arrays(train_source)
+  train_images, train_labels = sources.labelled_arrays(
+      sources.eval_source(train_source, config.input))
   test_images, test_labels = sources.labelled_arrays(test_source)
   featurizer, encode = frozen_features(config, mesh, train_images)
   eval_batch, batch_size = config.probe.eval_batch_size, config.input.batch_size
   test_features = batched.map_batches(encode, featurizer.variables, test_images, eval_batch,
                                       mesh)
   if config.probe.augment:
-    data = pipeline.train_iterator(train_source, batch_size, config.seed,
-                                   num_threads=config.input.num_threads)
+    data = pipeline.from_config(train_source, config)
   else:
     data = pipeline.ArrayBatches(batched.map_batches(
         encode, featurizer.variables, train_images, eval_batch, mesh),
@@ -82,10 +82,9 @@ def plan(config, mesh):
     if "feature" in batch:  # cached features of the un-augmented images
       inputs = batch["feature"]
     else:  # crop and flip on device, then the frozen encoder (a constant of the step)
-      images = batch["image"].astype(jnp.float32)
-      views = jax.vmap(lambda k, x: augment.crop_flip(k, x, size,
-                                                      crop_scale=config.probe.crop_scale))(
-          jax.random.split(rng, images.shape[0]), images)
+      views = augment.crop_flip_batch(rng, batch["image"].astype(jnp.float32), size,
+                                      crop_scale=config.probe.crop_scale,
+                                      **augment.geometry(batch, config))
       inputs = jax.lax.stop_gradient(featurizer.fn(frozen, views))
     logits, new_state = head.apply({"params": params, **model_state}, inputs, train=True,
                                    mutable=["batch_stats"])

@@ -194,6 +194,7 @@ def run(run_type, config, workdir, *, devices=None):
       # Finished before this process started (or an evaluation-only run): evaluate the state.
       run_evals(int(state.step), plan.eval_variables(state), lambda e: True)
   finally:
+    plan.data.close()
     ckpt.close()
     writer.close()
 

@@ -26,7 +26,7 @@ class Plan:
   """A run type's parts. Shapes: `batch` is this host's slice of a global batch, a dict of
   [b, ...] arrays; `params` / `model_state` are pytrees."""
   name: str  # "pre-training", "linear probe", ... in logs and errors
-  data: Any  # endless iterator of this host's batches, with get_state() / set_state(s)
+  data: Any  # endless iterator of this host's batches, with get_state() / set_state(s) / close()
   source: Any  # the training split (its `skipped_files`, if any, are counted)
   batch_size: int  # global
   schedule: Any  # config.durations.Schedule

@@ -44,6 +44,8 @@ def plan(config, mesh):
   method = methods.get(config.method)
   batch_size = config.input.batch_size
   source = sources.get_source(config.input, config.input.split)
+  if online_probe.enabled(config):
+    sources.require_labels(source, "the online probe (online_probe.enabled)")
   schedule = durations.schedule(config, len(source))
   tx, learning_rate = optimizer(config, batch_size, schedule)
   image_shape = (1, config.input.image_size, config.input.image_size, 3)
@@ -57,8 +59,7 @@ def plan(config, mesh):
 
   return Plan(
       name=NAME, source=source, batch_size=batch_size, schedule=schedule,
-      data=pipeline.train_iterator(source, batch_size, config.seed,
-                                   num_threads=config.input.num_threads),
+      data=pipeline.from_config(source, config),
       init=init, objective=objective(config, method), tx=tx, learning_rate=learning_rate,
       after_update=after_update(config, method, schedule.total_steps),
       evaluators=evals_lib.build(config, method, mesh, schedule.steps_per_epoch),

@@ -1,0 +1,158 @@
+"""Input views: crop boxes sampled as torchvision samples them (relative to the whole image),
+resampling and evaluation views equal to Pillow's within rounding, canvases that keep the
+whole image."""
+import io
+import math
+import os
+import random
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from PIL import Image
+from sklearn.datasets import load_sample_images
+
+from conftest import REPO
+from ssljax.data import augment, decode, resized_crop
+
+sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+import torchvision_reference  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+PHOTO = load_sample_images().images[0]  # a real 427x640 photograph
+
+
+def within_rounding(diff, typical):
+  """Pillow rounds (and clips bicubic overshoot) to uint8 between its horizontal and vertical
+  passes, so a few values at sharp edges differ by more than the typical rounding."""
+  assert diff.mean() < 0.25 and np.quantile(diff, 0.999) <= typical and diff.max() <= 8
+
+
+def torchvision_box(rng, height, width, scale, ratio):
+  return torchvision_reference.crop_params(height, width, rng.uniform,
+                                           lambda lo, hi: rng.randint(lo, hi - 1), scale, ratio)
+
+
+def _boxes(extent, scale, ratio=(3 / 4, 4 / 3), draws=4000):
+  keys = jax.random.split(jax.random.key(0), draws)
+  sample = jax.jit(jax.vmap(lambda k: resized_crop.sample_box(k, extent, scale, ratio)))
+  return np.stack([np.asarray(x) for x in sample(keys)], axis=1)  # [draws, 4]
+
+
+@pytest.mark.parametrize("extent,scale", [((375, 500), (0.2, 1.0)), ((333, 500), (0.08, 1.0)),
+                                          ((100, 400), (0.2, 1.0))])
+def test_crop_boxes_follow_torchvision_relative_to_the_whole_image(extent, scale):
+  ours = _boxes(extent, scale)
+  rng = random.Random(0)
+  ref = np.asarray([torchvision_box(rng, *extent, scale, (3 / 4, 4 / 3)) for _ in range(4000)])
+  for boxes in (ours, ref):
+    top, left, h, w = boxes.T
+    assert (top >= 0).all() and (left >= 0).all()
+    assert (top + h <= extent[0]).all() and (left + w <= extent[1]).all()
+  stats = lambda b: (b[:, 2] * b[:, 3] / (extent[0] * extent[1]), np.log(b[:, 3] / b[:, 2]))
+  (area, log_ratio), (ref_area, ref_log_ratio) = stats(ours), stats(ref)
+  fitted = (area >= scale[0] - 0.01) & (np.abs(log_ratio) <= math.log(4 / 3) + 0.01)
+  fitted_ref = (ref_area >= scale[0] - 0.01) & (np.abs(ref_log_ratio) <= math.log(4 / 3) + 0.01)
+  assert abs(fitted.mean() - fitted_ref.mean()) < 0.02  # the same share of centre fallbacks
+  quantiles = [0.05, 0.25, 0.5, 0.75, 0.95]
+  np.testing.assert_allclose(np.quantile(area, quantiles), np.quantile(ref_area, quantiles),
+                             atol=0.03)
+  np.testing.assert_allclose(np.quantile(log_ratio, quantiles),
+                             np.quantile(ref_log_ratio, quantiles), atol=0.03)
+  # Positions are uniform over the free room: mean offset ~ half of it.
+  free = extent[1] - ours[:, 3]
+  assert abs(np.mean(ours[:, 1] / np.maximum(free, 1))[()] - 0.5) < 0.05
+
+
+def test_boxes_reach_every_border_of_a_wide_image():
+  top, left, h, w = _boxes((100, 400), (0.2, 1.0)).T
+  assert (top == 0).any() and (top + h == 100).any()
+  assert (left == 0).any() and (left + w == 400).any()  # a centre square never reaches these
+  assert (left + w <= 150).any() and (left >= 250).any()
+
+
+def test_no_box_fits_falls_back_to_the_centre_crop_at_the_nearest_ratio():
+  # A 10:1 strip: no box of ratio <= 4/3 and area >= 0.9 fits, so every draw is the fallback.
+  top, left, h, w = _boxes((20, 200), (0.9, 1.0), draws=50).T
+  assert (h == 20).all() and (w == round(20 * 4 / 3)).all()
+  assert (left == (200 - w) // 2).all() and (top == 0).all()
+
+
+@pytest.mark.parametrize("interpolation", ["bilinear", "bicubic"])
+@pytest.mark.parametrize("box", [(40, 100, 120, 160), (10, 30, 400, 560)])  # up- and down-sampling
+def test_resized_box_equals_pillow_crop_resize(interpolation, box):
+  top, left, h, w = box
+  pil = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC}[interpolation]
+  expected = np.asarray(Image.fromarray(PHOTO).crop((left, top, left + w, top + h)).resize(
+      (224, 224), pil), np.float32)
+  got = np.asarray(resized_crop.resize_box(jnp.asarray(PHOTO, jnp.float32), box, 224,
+                                           interpolation))
+  diff = np.abs(np.clip(np.round(got), 0, 255) - expected)
+  within_rounding(diff, typical=1)
+
+
+def test_crops_never_see_the_canvas_padding():
+  canvas = np.full((64, 64, 3), 255, np.float32)
+  canvas[:30, :50] = 0.0  # the image is black; the padding is white
+  keys = jax.random.split(jax.random.key(1), 200)
+  crop = jax.jit(jax.vmap(lambda k: augment.crop_flip(
+      k, jnp.asarray(canvas), 32, crop_scale=(0.08, 1.0), extent=(30, 50),
+      interpolation="bicubic")))
+  assert float(jnp.abs(crop(keys)).max()) < 1e-3
+
+
+@pytest.mark.parametrize("interpolation", ["bilinear", "bicubic"])
+@pytest.mark.parametrize("shape", [(427, 640), (500, 333)])
+def test_eval_view_equals_pillow_resize_then_centre_crop(interpolation, shape):
+  image = np.asarray(Image.fromarray(PHOTO).resize((shape[1], shape[0]), Image.BICUBIC))
+  pil = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC}[interpolation]
+  h, w = shape
+  short, long = (256, int(256 * max(h, w) / min(h, w)))
+  size = (long, short) if w > h else (short, long)  # PIL sizes are (w, h)
+  resized = Image.fromarray(image).resize(size, pil)
+  left, top = int(round((size[0] - 224) / 2.0)), int(round((size[1] - 224) / 2.0))
+  expected = np.asarray(resized.crop((left, top, left + 224, top + 224)), np.int32)
+  got = decode.eval_image(image, 224, 224 / 256, interpolation).astype(np.int32)
+  assert got.shape == (224, 224, 3)
+  within_rounding(np.abs(got - expected), typical=1)
+
+
+def _jpeg(image, quality=90):
+  buffer = io.BytesIO()
+  Image.fromarray(image).save(buffer, "JPEG", quality=quality)
+  return buffer.getvalue()
+
+
+def canvas_view(data, canvas_size):
+  """What the pipeline hands the device for one file: (canvas [C, C, 3], extent [2])."""
+  canvases, extents = decode.canvas_batch([decode.fitted(data, canvas_size)], canvas_size)
+  return canvases[0], extents[0]
+
+
+def test_canvas_keeps_the_whole_image_and_reduces_large_ones():
+  data = _jpeg(PHOTO)
+  canvas, extent = canvas_view(data, 640)
+  assert tuple(extent) == (427, 640) and canvas.shape == (640, 640, 3)
+  pillow = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), np.int32)
+  assert np.abs(canvas[:427].astype(np.int32) - pillow).max() <= 1  # the same libjpeg decode
+  assert not canvas[427:].any()
+  big = np.asarray(Image.fromarray(PHOTO).resize((1280, 854), Image.BICUBIC))
+  data = _jpeg(big)
+  canvas, extent = canvas_view(data, 512)  # reduced by 3/8 while decoding: no resize
+  assert tuple(extent) == (321, 480) and not canvas[321:].any() and not canvas[:, 480:].any()
+  # Rows are exactly 8/3 source rows apart: 854 rows fill 320.25 of them (the last is partial).
+  full = Image.open(io.BytesIO(data)).convert("RGB")
+  reference = np.asarray(full.resize((480, 320), Image.BICUBIC), np.float32)
+  got = canvas[:320, :480].astype(np.float32)
+  assert np.abs(got - reference).mean() < 4  # a DCT-domain low-pass instead of Pillow's
+
+
+def test_non_jpeg_and_grayscale_files_decode_to_rgb():
+  buffer = io.BytesIO()
+  Image.fromarray(PHOTO[:50, :60]).save(buffer, "PNG")
+  canvas, extent = canvas_view(buffer.getvalue(), 64)
+  assert tuple(extent) == (50, 60) and np.array_equal(canvas[:50, :60], PHOTO[:50, :60])
+  gray = _jpeg(PHOTO[:40, :40, 0])
+  canvas, extent = canvas_view(gray, 64)
+  assert tuple(extent) == (40, 40) and (canvas[:40, :40, 0] == canvas[:40, :40, 2]).all()

@@ -57,6 +57,17 @@ def _empty_image_folder(config, tmp):
   config.input.source, config.input.data_dir = "image_folder", os.path.join(tmp, "images")
 
 
+def _unlabelled_image_folder(config, tmp):
+  """A probe pointed at a folder of images without class folders."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  for split in ("train", "test"):
+    os.makedirs(os.path.join(tmp, "photos", split))
+    for i in range(4):
+      Image.fromarray(_IMAGES[i]).save(
+          os.path.join(tmp, "photos", split, f"{i}.png"))
+  config.input.source, config.input.data_dir = "image_folder", os.path.join(tmp, "photos")
+
+
 def _workdir_under_a_file(config, tmp):
   del config
   with open(os.path.join(tmp, "a_file"), "w", encoding="utf-8") as f:
@@ -132,6 +143,19 @@ CASES = [
      ["imagenet2012", "/nonexistent/tfds", "tfds build"]),
     ("image_folder_empty", "image folder without images", _empty_image_folder,
      ["images/train", "one folder per class"]),
+    ("unlabelled_folder_probe", "a linear probe on an image folder without class folders",
+     _unlabelled_image_folder, ["photos/train", "unlabelled", "root/split/class/"],
+     "probe_demo:runlocal"),
+    ("interpolation", "unknown interpolation", _set(input__interpolation="lanczos"),
+     ["input.interpolation", "'lanczos'", "bicubic"]),
+    ("crop_pct", "evaluation crop fraction above 1", _set(input__crop_pct=1.2),
+     ["input.crop_pct", "1.2", "(0, 1]"]),
+    ("canvas_size", "canvas smaller than the image size", _set(input__canvas_size=16),
+     ["input.canvas_size", "16", "input.image_size=32"]),
+    ("crop_ratio", "aspect-ratio range reversed", _set(input__crop_ratio=(1.33, 0.75)),
+     ["input.crop_ratio", "(1.33, 0.75)", "min <= max"]),
+    ("num_workers", "negative number of decoding processes", _set(input__num_workers=-2),
+     ["input.num_workers", "-2"]),
     ("workdir_not_writable", "workdir not writable", _workdir_under_a_file,
      ["a_file/run", "--workdir"]),
     ("checkpoint_vs_config", "config changed incompatibly against the workdir's checkpoint",

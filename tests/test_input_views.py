@@ -156,3 +156,30 @@ def test_non_jpeg_and_grayscale_files_decode_to_rgb():
   gray = _jpeg(PHOTO[:40, :40, 0])
   canvas, extent = canvas_view(gray, 64)
   assert tuple(extent) == (40, 40) and (canvas[:40, :40, 0] == canvas[:40, :40, 2]).all()
+
+
+def _encoded(image, fmt):
+  buffer = io.BytesIO()
+  image.save(buffer, fmt)
+  return buffer.getvalue()
+
+
+@pytest.mark.parametrize("mode", ["I;16", "P", "CMYK", "LA", "RGBA"])
+def test_every_image_mode_decodes_to_the_rgb_it_shows(mode):
+  rgb = np.ascontiguousarray(PHOTO[250:298, 300:364])  # buildings: texture in every mode
+  if mode == "I;16":  # a 16-bit gradient, which Pillow's own RGB conversion clips to white
+    values = (np.arange(48 * 64).reshape(48, 64) * 21).astype(np.uint16)
+    data = _encoded(Image.fromarray(values), "PNG")
+    expected = np.repeat(np.round(values / 257.0).astype(np.uint8)[..., None], 3, axis=-1)
+  elif mode == "CMYK":  # libjpeg-turbo converts it; Pillow's conversion is the reference
+    data = _encoded(Image.fromarray(rgb).convert("CMYK"), "JPEG")
+    expected = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+  else:
+    image = Image.fromarray(rgb).convert(mode)
+    data = _encoded(image, "PNG")
+    expected = np.asarray(image.convert("RGB"))
+  canvas, extent = canvas_view(data, 64)
+  assert tuple(extent) == (48, 64)
+  tolerance = 1 if mode == "CMYK" else 0  # two CMYK -> RGB roundings
+  assert np.abs(canvas[:48].astype(int) - expected).max() <= tolerance
+  assert expected.std() > 10  # a real picture, not a constant

@@ -29,9 +29,33 @@ def _is_jpeg(data):
   return data[:3] == b"\xff\xd8\xff"
 
 
+_HIGH_BIT_DEPTH = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+
+
+def pil_to_rgb(image):
+  """A Pillow image of any mode -> uint8 [h, w, 3] RGB.
+
+  16- and 32-bit grayscale (which Pillow's own conversion clips to white above 255) are
+  scaled to 8 bits: 16-bit by 1/257, 32-bit integer from the range its values use (16-bit
+  unless larger), float from [0, 1] when it lies there. Palette, CMYK, LA and RGBA convert
+  as torchvision's loader converts them (`convert("RGB")`: alpha dropped).
+  """
+  if image.mode not in _HIGH_BIT_DEPTH:
+    return np.asarray(image.convert("RGB"))
+  values = np.asarray(image, np.float64)
+  if image.mode == "F":
+    top = 1.0 if values.size and 0.0 <= values.min() and values.max() <= 1.0 else 255.0
+  elif image.mode == "I" and values.size and values.max() > 65535:
+    top = float(values.max())
+  else:
+    top = 65535.0
+  gray = np.clip(np.round(values * (255.0 / top)), 0, 255).astype(np.uint8)
+  return np.repeat(gray[..., None], 3, axis=-1)
+
+
 def _pil_rgb(data):
   with Image.open(io.BytesIO(data)) as image:
-    return np.asarray(image.convert("RGB"))
+    return pil_to_rgb(image)
 
 
 def decode(data, at_least=None):

@@ -68,6 +68,14 @@ def _unlabelled_image_folder(config, tmp):
   config.input.source, config.input.data_dir = "image_folder", os.path.join(tmp, "photos")
 
 
+def _checkpoints_is_a_file(config, tmp):
+  del config
+  os.makedirs(os.path.join(tmp, "run"))
+  with open(os.path.join(tmp, "run", "checkpoints"), "w", encoding="utf-8") as f:
+    f.write("not a directory")
+  return os.path.join(tmp, "run")
+
+
 def _workdir_under_a_file(config, tmp):
   del config
   with open(os.path.join(tmp, "a_file"), "w", encoding="utf-8") as f:
@@ -100,6 +108,26 @@ CASES = [
      _set(input__batch_size=36), ["input.batch_size", "36", "8 devices"]),
     ("batch_vs_dataset", "batch size larger than the dataset",
      _set(input__batch_size=4096), ["input.batch_size", "4096", "1497"]),
+    ("no_masking", "MAE mask ratio 0 (nothing to reconstruct)", _set(mae__mask_ratio=0.0),
+     ["mae.mask_ratio", "0.0", "masked patches"]),
+    ("no_visible_patch", "MAE mask ratio that leaves no visible patch",
+     _set(mae__mask_ratio=0.999), ["mae.mask_ratio", "0.999", "no visible patch", "64"]),
+    ("decoder_heads", "MAE decoder width not divisible by its heads",
+     _set(mae__decoder_heads=3), ["mae.decoder_width", "mae.decoder_heads=3"]),
+    ("negative_clip_norm", "negative gradient-clipping norm", _set(optim__clip_norm=-1.0),
+     ["optim.clip_norm", "-1.0", "gradient ascent"]),
+    ("zero_steps", "zero training steps", _set(total_steps=0), ["total_steps", "0"]),
+    ("negative_epochs", "negative number of epochs",
+     _set(total_steps=None, total_epochs=-1.0), ["total_epochs", "-1.0"]),
+    ("negative_warmup", "negative warm-up", _set(optim__warmup_steps=-5),
+     ["optim.warmup_steps", "-5"]),
+    ("crop_scale_reversed", "crop area range reversed", _set(aug__crop_scale=(1.0, 0.2)),
+     ["aug.crop_scale", "(1.0, 0.2)", "min <= max"]),
+    ("knn_k_zero", "kNN with k = 0", _set(evals__knn__k=(0,)), ["evals.knn.k", "(0,)"]),
+    ("knn_temperature_zero", "kNN with temperature 0", _set(evals__knn__temperatures=(0.0,)),
+     ["evals.knn.temperatures", "(0.0,)"]),
+    ("knn_batch_zero", "kNN batch size 0", _set(evals__knn__batch_size=0),
+     ["evals.knn.batch_size", "0"]),
     ("unknown_method", "unknown method", _set(method="mea"), ["config.method", "'mea'"]),
     ("unknown_variant", "unknown model variant", _set(model__variant="Q/4"),
      ["model.variant", "Q"]),
@@ -138,6 +166,14 @@ CASES = [
     ("npz_dtype", "images of the wrong dtype",
      _npz(images=_IMAGES.astype(np.float32), labels=_LABELS), ["train.npz", "float32"]),
     ("npz_damaged", "damaged npz file", _damaged_npz, ["train.npz", "replace the file"]),
+    ("npz_float_labels", "npz labels that are not whole numbers",
+     _npz(images=_IMAGES, labels=_LABELS + 0.5), ["train.npz", "label 0.5", "class indices"]),
+    ("npz_negative_labels", "negative npz labels", _npz(images=_IMAGES, labels=_LABELS - 1),
+     ["train.npz", "label -1", "class indices"]),
+    ("npz_few_labels", "fewer npz labels than images",
+     _npz(images=_IMAGES, labels=_LABELS[:10]), ["train.npz", "[10]", "64 images"]),
+    ("npz_huge_labels", "npz label far beyond any class count",
+     _npz(images=_IMAGES, labels=_LABELS + 10**9), ["train.npz", "1000000000", "100000"]),
     ("tfds_not_prepared", "TFDS dataset not prepared",
      _set(input__source="tfds", input__name="imagenet2012", input__data_dir="/nonexistent/tfds"),
      ["imagenet2012", "/nonexistent/tfds", "tfds build"]),
@@ -158,6 +194,8 @@ CASES = [
      ["input.num_workers", "-2"]),
     ("workdir_not_writable", "workdir not writable", _workdir_under_a_file,
      ["a_file/run", "--workdir"]),
+    ("checkpoints_is_a_file", "the workdir's checkpoints path is a file",
+     _checkpoints_is_a_file, ["run/checkpoints", "move it away", "--workdir"]),
     ("checkpoint_vs_config", "config changed incompatibly against the workdir's checkpoint",
      _checkpoint_of_another_shape, ["model.mlp_dim", "200", "--workdir"]),
     ("init_from_empty", "evaluation `init_from` path without a checkpoint",

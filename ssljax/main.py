@@ -4,6 +4,8 @@ Overrides: `--config.input.batch_size=64`; config variants: `--config=configs/x.
 Bad input (config values, data, workdir) ends with one line naming the problem and the fix and
 exit status 2; `--verbose` shows the traceback too.
 """
+import logging
+import os
 import re
 import sys
 
@@ -105,6 +107,16 @@ def parse_flags(argv):
     sys.exit(2)
 
 
+def exit_now(status):
+  """Exits with `status` even while library threads live on: after a failed checkpoint write
+  orbax's non-daemon threads wait forever, which would hold a batch job's accelerators. The
+  run has already closed its checkpointer and released its workdir."""
+  sys.stdout.flush()
+  sys.stderr.flush()
+  logging.shutdown()
+  os._exit(status)  # pylint: disable=protected-access
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -119,7 +131,7 @@ def main(argv):
     if FLAGS.verbose:
       raise
     print(f"ssljax: error: {e}", file=sys.stderr)
-    sys.exit(2)
+    exit_now(2)
   if summary["preempted"]:
     print(f"ssljax: preempted: saved step {summary['step']} in {summary['workdir']}; run the "
           "same command again to resume", file=sys.stderr)

@@ -140,3 +140,11 @@ def test_training_stops_with_the_write_error_and_resumes_from_the_last_good_chec
   with pytest.raises(checkpoint.CheckpointWriteError, match="step 6 .* step 3$"):
     run_types.run(load_config("demo", "runlocal"), str(workdir))
   assert [d for d in os.listdir(workdir / "checkpoints") if d.isdigit()] == ["3"]
+
+
+def test_a_failed_first_write_says_the_rerun_starts_from_the_beginning(tmp_path, monkeypatch):
+  """It used to say "resumes from the last good checkpoint, step None"."""
+  from ssljax.runtime import checkpoint  # pylint: disable=g-import-not-at-top
+  ckpt = checkpoint.Checkpointer(str(tmp_path), keep=2, async_save=False)
+  assert ckpt.resume_point() == "starts from the beginning (no checkpoint was written yet)"
+  ckpt.close()

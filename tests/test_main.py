@@ -3,6 +3,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 from conftest import REPO
 
@@ -64,3 +65,15 @@ def test_importing_the_run_types_leaves_jax_unstarted():
   result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
                           text=True, timeout=300)
   assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_a_checkpoints_path_that_cannot_take_checkpoints_exits_2_at_once(tmp_path):
+  """It used to fail at the first save, print the error and then hang on orbax's threads."""
+  (tmp_path / "checkpoints").write_text("not a directory")
+  start = time.time()
+  result = _run("--config=configs/demo.py:runlocal", f"--workdir={tmp_path}")
+  assert result.returncode == 2 and time.time() - start < 60
+  assert result.stderr.strip().splitlines()[-1] == (
+      f"ssljax: error: {tmp_path / 'checkpoints'} is a file, not the directory this run saves "
+      "checkpoints in: move it away or pass another --workdir")
+  assert not (tmp_path / ".ssljax-lock.0").exists()

@@ -158,7 +158,8 @@ def test_nan_steps_are_skipped_and_counted_and_too_many_in_a_row_stop_the_run(
   # step 2 alone is skipped and the run goes on; steps 4 and 5 in a row exceed the limit
   monkeypatch.setattr(module, "plan", _poisoned(clean_plan, config, (2, 4, 5, 6)))
   with pytest.raises(loop.TrainingDiverged, match=r"loss nan .* at step 5, 2 non-finite steps "
-                     r"in a row .*max_consecutive_skips=1.*last good checkpoint is step 4"):
+                     r"in a row .*max_consecutive_skips=1.*resumes from the last good "
+                     r"checkpoint, step 4"):
     run_types.run(config, str(tmp_path))
   records = {r["step"]: r for r in _rows(tmp_path) if "loss" in r}
   assert np.isnan(records[2]["loss"]) and records[2]["consecutive_skips"] == 1

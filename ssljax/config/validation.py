@@ -43,10 +43,38 @@ def validate(config):
   if config.max_consecutive_skips < 0:
     raise ConfigError(f"max_consecutive_skips={config.max_consecutive_skips} is below 0: use "
                       "a value >= 0 (0 stops at the first non-finite step)")
+  _validate_optim_and_durations(config)
+  _check_crop_scale("aug.crop_scale", config.aug.crop_scale)
+  for name, eval_config in config.get("evals", {}).items():
+    if "k" in eval_config and "temperatures" in eval_config:
+      _check_knn(f"evals.{name}", eval_config)
+
+
+def _check_crop_scale(name, scale):
+  scale = tuple(scale)
+  if len(scale) != 2 or not 0 < scale[0] <= scale[1] <= 1:
+    raise ConfigError(f"{name}={scale} is invalid: use (min, max) area fractions with "
+                      "0 < min <= max <= 1, e.g. (0.2, 1.0)")
+
+
+def _validate_optim_and_durations(config):
+  """The optimizer's values and the run's length, shared by every run type."""
   for field in ("blr", "lr", "weight_decay"):
     value = config.optim.get(field)
     if value is not None and value < 0:
       raise ConfigError(f"optim.{field}={value} is negative: use a value >= 0")
+  clip = config.optim.get("clip_norm")
+  if clip is not None and clip <= 0:
+    raise ConfigError(f"optim.clip_norm={clip} is not positive (a negative norm would turn the "
+                      "step into gradient ascent): use a value > 0, or None for no clipping")
+  for field in ("warmup_steps", "warmup_epochs"):
+    value = config.optim.get(field)
+    if value is not None and value < 0:
+      raise ConfigError(f"optim.{field}={value} is negative: use a value >= 0")
+  for field in ("total_steps", "total_epochs"):
+    value = config.get(field)
+    if value is not None and value <= 0:
+      raise ConfigError(f"{field}={value} is not positive: use a value > 0")
 
 
 def _validate_finetune(config):
@@ -90,9 +118,23 @@ def validate_probe(config):
     minimum = 0 if field == "max_consecutive_skips" else 1
     if config[field] is not None and config[field] < minimum:
       raise ConfigError(f"{field}={config[field]} is below {minimum}: use a value >= {minimum}")
-  for field in ("blr", "lr", "weight_decay"):
-    value = config.optim.get(field)
-    if value is not None and value < 0:
-      raise ConfigError(f"optim.{field}={value} is negative: use a value >= 0")
+  _validate_optim_and_durations(config)
+  section_config = config[section]
+  _check_crop_scale(f"{section}.crop_scale", section_config.crop_scale)
+  if config.protocol == "knn" or "knn" in config:
+    _check_knn("knn", config.knn)
   if config.protocol == "finetune":
     _validate_finetune(config)
+
+
+def _check_knn(name, knn_config):
+  """k: positive counts; temperatures: positive."""
+  ks, temperatures = tuple(knn_config.k), tuple(knn_config.temperatures)
+  if knn_config.get("batch_size") is not None and knn_config.batch_size < 1:
+    raise ConfigError(f"{name}.batch_size={knn_config.batch_size} is invalid: use a batch "
+                      "size >= 1")
+  if not ks or any(int(k) != k or k < 1 for k in ks):
+    raise ConfigError(f"{name}.k={ks} is invalid: use neighbour counts >= 1, e.g. (20, 200)")
+  if not temperatures or any(t <= 0 for t in temperatures):
+    raise ConfigError(f"{name}.temperatures={temperatures} is invalid: use values > 0, e.g. "
+                      "(0.07,)")

@@ -149,8 +149,37 @@ def npz_dir(path, split):
     if images[-1].ndim != 4 or images[-1].shape[-1] != 3 or images[-1].dtype != np.uint8:
       raise DataError(f"{f} holds images {images[-1].dtype} {list(images[-1].shape)}: save "
                       f"it with {NPZ_LAYOUT}")
+    labels[-1] = _checked_labels(f, labels[-1], len(images[-1]))
+  if len({x.shape[1:] for x in images}) > 1:
+    raise DataError(f"the {split} shards in {path} hold images of different sizes "
+                    f"{sorted({x.shape[1:3] for x in images})}: save them at one size")
   labels = np.concatenate(labels).astype(np.int32)
+  if not len(labels):
+    raise DataError(f"the {split} shards in {path} hold no images: check input.data_dir")
   return ArraySource(np.concatenate(images), labels, int(labels.max()) + 1, f"npz:{path}:{split}")
+
+
+MAX_CLASSES = 100_000
+
+
+def _checked_labels(file, labels, num_images):
+  """labels [N] or [N, 1] of whole numbers in [0, MAX_CLASSES) -> int64 [N]; else DataError."""
+  labels = np.asarray(labels)
+  if labels.ndim == 2 and labels.shape[1] == 1:
+    labels = labels[:, 0]
+  fix = f"save it with {NPZ_LAYOUT}"
+  if labels.ndim != 1 or len(labels) != num_images:
+    raise DataError(f"{file} has labels of shape {list(labels.shape)} for {num_images} images: "
+                    f"{fix}, one label per image")
+  if not (np.issubdtype(labels.dtype, np.integer) or np.issubdtype(labels.dtype, np.floating)
+          or labels.dtype == bool):
+    raise DataError(f"{file} has labels of dtype {labels.dtype}: {fix}")
+  if len(labels) and (np.any(labels != np.round(labels)) or labels.min() < 0
+                      or labels.max() >= MAX_CLASSES):
+    bad = labels[(labels != np.round(labels)) | (labels < 0) | (labels >= MAX_CLASSES)][0]
+    raise DataError(f"{file} has label {bad.item()!r}: labels are class indices 0, 1, ... (whole "
+                    f"numbers below {MAX_CLASSES}); {fix}")
+  return labels.astype(np.int64)
 
 
 class TfdsSource:

@@ -226,8 +226,20 @@ def validate(config):
     raise ConfigError(f"input.image_size {size} is not divisible by patch_size {patch}: "
                       "change input.image_size or model.variant")
   ratio = config.mae.mask_ratio
-  if not 0 <= ratio < 1:
-    raise ConfigError(f"mae.mask_ratio={ratio} is outside [0, 1): use e.g. 0.75")
+  if not 0 < ratio < 1:
+    raise ConfigError(f"mae.mask_ratio={ratio} is outside (0, 1) (the loss is on masked "
+                      "patches only): use e.g. 0.75")
+  length = (size // patch) ** 2
+  visible = int(length * (1 - ratio))
+  if visible < 1 or visible >= length:
+    what = "no visible patch" if visible < 1 else "no masked patch"
+    raise ConfigError(f"mae.mask_ratio={ratio} leaves {what} of the {length} patches of "
+                      f"{size}px images at patch_size {patch}: change mae.mask_ratio, "
+                      "input.image_size or model.variant")
+  width, heads = config.mae.decoder_width, config.mae.decoder_heads
+  if width <= 0 or heads <= 0 or width % heads:
+    raise ConfigError(f"mae.decoder_width={width} is not a positive multiple of "
+                      f"mae.decoder_heads={heads}: change either")
 
 
 def finetune_encoder(config):

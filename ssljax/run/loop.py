@@ -20,7 +20,8 @@ from ssljax.evals import run_record
 from ssljax.models import flops
 from ssljax.run import nonfinite, step as step_lib
 from ssljax.run.state import TrainState
-from ssljax.runtime import checkpoint, distributed, metrics, preemption, sharding
+from ssljax.runtime import (checkpoint, distributed, metrics, preemption, sharding,
+                            workdir_lock)
 
 TrainingDiverged = nonfinite.TrainingDiverged  # what a run raises after too many skipped steps
 
@@ -40,6 +41,13 @@ def check_writable(workdir):
   except OSError as e:
     raise UserError(f"workdir {workdir} is not writable ({e.strerror}): pass a writable "
                     "--workdir") from None
+  checkpoints = os.path.join(workdir, "checkpoints")
+  if os.path.exists(checkpoints) and not os.path.isdir(checkpoints):
+    raise UserError(f"{checkpoints} is a file, not the directory this run saves checkpoints "
+                    "in: move it away or pass another --workdir")
+  if os.path.isdir(checkpoints) and not os.access(checkpoints, os.W_OK | os.X_OK):
+    raise UserError(f"{checkpoints} is not writable: fix its permissions or pass another "
+                    "--workdir")
 
 
 def _check_batch_size(batch_size, mesh, accum):
@@ -52,15 +60,23 @@ def _check_batch_size(batch_size, mesh, accum):
 
 def _divergence_fix(config):
   lr_field = "optim.lr" if config.optim.get("lr") is not None else "optim.blr"
-  return f"lower {lr_field} (or lengthen the warm-up) and restart, which resumes from it"
+  return f"lower {lr_field} (or lengthen the warm-up) and restart"
 
 
 def run(run_type, config, workdir, *, devices=None):
-  """Runs `config` as `run_type` in `workdir` (resuming what is there); returns the summary."""
-  # ----------------------------------------------------------------- setup
+  """Runs `config` as `run_type` in `workdir` (resuming what is there); returns the summary.
+
+  The workdir is locked for the run (`runtime.workdir_lock`): a second run on it stops at once.
+  """
   start_time = time.time()
   run_type.validate(config)
   check_writable(workdir)
+  with workdir_lock.held(workdir):
+    return _run(run_type, config, workdir, devices, start_time)
+
+
+def _run(run_type, config, workdir, devices, start_time):
+  # ----------------------------------------------------------------- setup
   writer = metrics.Writer(workdir)
 
   # ----------------------------------------------------------------- mesh

@@ -34,5 +34,5 @@ def check(values, limit, step, what, checkpointer, fix):
     raise TrainingDiverged(
         f"{what} {values['loss']} / grad norm {values['grad_norm']} at step {step}, "
         f"{int(values['consecutive_skips'])} non-finite steps in a row (limit "
-        f"max_consecutive_skips={limit}); the last good checkpoint is step "
-        f"{checkpointer.latest_step()} in {checkpointer.directory}: {fix}")
+        f"max_consecutive_skips={limit}); in {checkpointer.directory} a rerun "
+        f"{checkpointer.resume_point()}: {fix}")

@@ -114,8 +114,14 @@ class Checkpointer:
     self._manager.reload()
     return CheckpointWriteError(
         f"writing checkpoint step {step} in {self.directory} failed ({_short_reason(error)}): "
-        f"free space or fix permissions there and rerun, which resumes from the last good "
-        f"checkpoint, step {self._manager.latest_step()}")
+        f"free space or fix permissions there and rerun, which {self.resume_point()}")
+
+  def resume_point(self):
+    """What a rerun starts from, in words, for error messages."""
+    latest = self._manager.latest_step()
+    if latest is None:
+      return "starts from the beginning (no checkpoint was written yet)"
+    return f"resumes from the last good checkpoint, step {latest}"
 
   def save(self, step, state, data_state, config_json):
     """Starts an async save of `step` (the caller picks the steps).

@@ -75,7 +75,7 @@ def test_config_arguments_are_parsed_and_checked():
 
 @pytest.mark.parametrize("field,value,message", [
     ("input.image_size", 30, "image_size 30 is not divisible by patch_size 4"),
-    ("mae.mask_ratio", 1.0, r"mask_ratio=1.0 is outside \[0, 1\)"),
+    ("mae.mask_ratio", 1.0, r"mask_ratio=1.0 is outside \(0, 1\)"),
     ("optim.blr", -1.0, "optim.blr=-1.0 is negative"),
     ("model.variant", "Q/4", "unknown ViT variant"),
 ])

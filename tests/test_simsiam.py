@@ -139,11 +139,11 @@ def test_simsiam_runs_on_a_vit_backbone():
 
 
 def _short_cifar_run(stop_gradient, workdir):
-  """40 SGD steps of a width-8 ResNet-18 SimSiam on real CIFAR-10 at a high base lr (2.0),
+  """80 SGD steps of a width-8 ResNet-18 SimSiam on real CIFAR-10 at a high base lr (2.0),
   where the ablation collapses within the budget -> the logged records."""
   config = load_config("simsiam_cifar10", "cpu")
   with config.unlocked():
-    config.total_steps, config.log_every_steps, config.checkpoint_every_steps = 40, 5, 40
+    config.total_steps, config.log_every_steps, config.checkpoint_every_steps = 80, 5, 80
     config.input.batch_size, config.optim.blr = 64, 2.0
     config.model.resnet_width, config.simsiam.dim, config.simsiam.predictor_hidden_dim = 8, 128, 32
     config.simsiam.stop_gradient = stop_gradient

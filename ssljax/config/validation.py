@@ -121,7 +121,7 @@ def validate_probe(config):
   _validate_optim_and_durations(config)
   section_config = config[section]
   _check_crop_scale(f"{section}.crop_scale", section_config.crop_scale)
-  if config.protocol == "knn" or "knn" in config:
+  if "knn" in config:
     _check_knn("knn", config.knn)
   if config.protocol == "finetune":
     _validate_finetune(config)

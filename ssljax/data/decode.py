@@ -22,7 +22,6 @@ import simplejpeg
 from PIL import Image
 
 _PIL_FILTERS = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC}
-INTERPOLATIONS = tuple(_PIL_FILTERS)
 
 
 def _is_jpeg(data):

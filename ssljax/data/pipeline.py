@@ -130,6 +130,7 @@ class TrainIterator:
       self._iterator.close()
     self._iterator = None
 
+
 def train_iterator(source, global_batch_size, seed, *, process_index=None, process_count=None,
                    num_threads=4, num_workers=0):
   """Endless `TrainIterator` of this host's batches of `source`."""

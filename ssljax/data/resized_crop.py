@@ -29,23 +29,22 @@ def _kernel(x, interpolation):
                    jnp.where(x < 2.0, (((x - 5.0) * x + 8.0) * x - 4.0) * a, 0.0))
 
 
-def axis_weights(in_size, start, length, out_size, interpolation, valid=None):
+def axis_weights(in_size, start, length, out_size, interpolation):
   """Resampling weights [out_size, in_size] along one axis.
 
   Output pixel i samples the input at `start + (i + 0.5) * length / out_size`; only input
-  pixels in `valid` = (lo, hi) (default: the window [start, start + length)) carry weight.
+  pixels in the window [start, start + length) carry weight.
   """
   if interpolation not in INTERPOLATIONS:
     raise ValueError(f"interpolation {interpolation!r} is not one of {INTERPOLATIONS}")
   start = jnp.asarray(start, jnp.float32)
   length = jnp.asarray(length, jnp.float32)
-  lo, hi = (start, start + length) if valid is None else valid
   scale = length / out_size
   support_scale = jnp.maximum(scale, 1.0)
   centres = start + (jnp.arange(out_size, dtype=jnp.float32) + 0.5) * scale
   pixels = jnp.arange(in_size, dtype=jnp.float32)
   weights = _kernel((pixels[None, :] + 0.5 - centres[:, None]) / support_scale, interpolation)
-  weights = jnp.where((pixels >= lo) & (pixels < hi), weights, 0.0)
+  weights = jnp.where((pixels >= start) & (pixels < start + length), weights, 0.0)
   return weights / jnp.maximum(weights.sum(axis=1, keepdims=True), 1e-12)
 
 

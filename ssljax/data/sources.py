@@ -14,6 +14,7 @@ A source is opened for one of two views (`ssljax.data.decode`):
            (h, w): random crops are sampled on device
   "eval"   [image_size, image_size, 3]: Resize(image_size / crop_pct) + CenterCrop
 """
+import copy
 import glob
 import logging
 import os
@@ -63,12 +64,6 @@ class View:
       return {"image": decode.fitted(data, self.canvas_size)}
     return {"image": decode.eval_view(data, self.size, self.crop_pct, self.interpolation)}
 
-  def from_array(self, image):
-    """uint8 [h, w, 3] (decoded) -> the same example as `from_bytes`."""
-    if self.kind == "train":
-      return {"image": decode.fit_image(image, self.canvas_size)}
-    return {"image": decode.eval_image(image, self.size, self.crop_pct, self.interpolation)}
-
 
 def require_labels(source, purpose):
   """DataError unless every example of `source` has a class label."""
@@ -93,7 +88,8 @@ class ArraySource:
     resized, crop = decode.eval_geometry(height, width, view.size, view.crop_pct)
     if resized == (height, width) and crop == (0, 0):
       return self
-    images = np.stack([view.from_array(image)["image"] for image in self.images])
+    images = np.stack([decode.eval_image(image, view.size, view.crop_pct, view.interpolation)
+                       for image in self.images])
     return ArraySource(images, self.labels, self.num_classes, self.name)
 
   def __len__(self):
@@ -218,8 +214,8 @@ class TfdsSource:
     return dict(self.view.from_bytes(example["image"]), label=np.int32(example["label"]))
 
   def with_view(self, view):
-    other = object.__new__(TfdsSource)
-    other.__dict__.update(self.__dict__, view=view)
+    other = copy.copy(self)
+    other.view = view
     return other
 
 
@@ -286,9 +282,8 @@ class ImageFolderSource:
     self.__dict__.update(state, _lock=threading.Lock())
 
   def with_view(self, view):
-    other = object.__new__(ImageFolderSource)
-    other.__dict__.update(self.__dict__, view=view, skipped_files=set(),
-                          _lock=threading.Lock())
+    other = copy.copy(self)
+    other.view, other.skipped_files, other._lock = view, set(), threading.Lock()
     return other
 
   def _decode(self, path):

@@ -41,7 +41,7 @@ def check_writable(workdir):
   except OSError as e:
     raise UserError(f"workdir {workdir} is not writable ({e.strerror}): pass a writable "
                     "--workdir") from None
-  checkpoints = os.path.join(workdir, "checkpoints")
+  checkpoints = checkpoint.directory_of(workdir)
   if os.path.exists(checkpoints) and not os.path.isdir(checkpoints):
     raise UserError(f"{checkpoints} is a file, not the directory this run saves checkpoints "
                     "in: move it away or pass another --workdir")

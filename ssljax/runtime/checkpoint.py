@@ -29,6 +29,11 @@ class CheckpointMismatch(UserError):
   """A checkpoint's arrays do not fit the state the current config builds."""
 
 
+def directory_of(workdir):
+  """Where a run in `workdir` keeps its checkpoints."""
+  return os.path.join(os.path.abspath(workdir), "checkpoints")
+
+
 def _key_name(key):
   for attribute in ("key", "name", "idx"):
     if hasattr(key, attribute):
@@ -88,7 +93,7 @@ class Checkpointer:
   def __init__(self, workdir, *, keep, async_save=True):
     options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
                                            enable_async_checkpointing=async_save)
-    self.directory = os.path.join(os.path.abspath(workdir), "checkpoints")
+    self.directory = directory_of(workdir)
     self._pending_step = None  # the step of an async save not yet known to be final
     self._failed = False  # a write failed (CheckpointWriteError raised)
     self.unreadable_directory = self.directory + "_unreadable"

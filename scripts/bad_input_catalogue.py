@@ -94,6 +94,31 @@ def _checkpoint_of_another_shape(config, tmp):
   return workdir
 
 
+def _npz_shards_of_two_sizes(config, tmp):
+  path = _npz_dir(tmp)
+  np.savez(os.path.join(path, "train_0.npz"), images=_IMAGES, labels=_LABELS)
+  np.savez(os.path.join(path, "train_1.npz"), images=np.zeros((8, 28, 28, 3), np.uint8),
+           labels=_LABELS[:8])
+  config.input.source, config.input.data_dir = "npz", path
+
+
+def _workdir_is_init_from(config, tmp):
+  config.init_from = os.path.join(tmp, "run")
+  return os.path.join(tmp, "run")
+
+
+def _init_from_a_probe_workdir(config, tmp):
+  """init_from naming a linear probe's workdir (a checkpoint with a probe's config)."""
+  import json  # pylint: disable=g-import-not-at-top
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+  step = os.path.join(tmp, "probe_run", "checkpoints", "5")
+  os.makedirs(os.path.join(step, "state"))
+  with ocp.Checkpointer(ocp.JsonCheckpointHandler()) as writer:
+    writer.save(os.path.join(step, "config"), {"config": json.dumps(
+        {"protocol": "linear_probe", "init_from": "/runs/mae_pretrain"})})
+  config.init_from = os.path.join(tmp, "probe_run")
+
+
 _IMAGES = np.zeros((64, 32, 32, 3), np.uint8)
 _LABELS = np.zeros((64,), np.int32)
 
@@ -216,6 +241,36 @@ CASES = [
      ["moco.queue_size=100", "input.batch_size=32", "multiple"], "moco_v2_cifar10:runlocal"),
     ("moco_version", "unknown MoCo version", _set(moco__version=4),
      ["moco.version=4", "2 or 3"], "moco_v2_cifar10:runlocal"),
+    ("variant_patch_zero", "ViT variant with patch size 0", _set(model__variant="B/0"),
+     ["model.variant='B/0'", "patch_size >= 1"]),
+    ("width_negative", "negative model width", _set(model__width=-32),
+     ["model.width", "-32", "width >= 1"]),
+    ("heads_zero", "zero attention heads", _set(model__num_heads=0),
+     ["model.num_heads", "num_heads >= 1"]),
+    ("decoder_depth", "negative MAE decoder depth", _set(mae__decoder_depth=-1),
+     ["mae.decoder_depth=-1", "1 block"]),
+    ("seed_negative", "negative seed", _set(seed=-1), ["seed=-1", "[0, 2**31)"]),
+    ("lr_nan", "NaN learning rate", _set(optim__lr=float("nan")), ["optim.lr=nan", ">= 0"]),
+    ("beta_above_one", "Adam beta above 1", _set(optim__b2=1.5), ["optim.b2=1.5", "[0, 1)"]),
+    ("npz_no_images", "npz shards with no images",
+     _npz(images=_IMAGES[:0], labels=_LABELS[:0]), ["npz", "no images", "input.data_dir"]),
+    ("npz_image_sizes", "npz shards of different image sizes", _npz_shards_of_two_sizes,
+     ["train shards", "different sizes"]),
+    ("probe_zero_steps", "a probe whose epochs round to 0 steps",
+     _set(baseline="pixels", total_epochs=0.0001),
+     ["total_epochs=0.0001", "0 steps", "at least one step"], "probe_demo:runlocal"),
+    ("probe_test_split", "a probe's test split the dataset does not have",
+     _set(baseline="pixels", probe__test_split="validation"),
+     ["'validation'", "probe.test_split"], "probe_demo:runlocal"),
+    ("probe_batch_vs_dataset", "a probe's batch larger than its training split",
+     _set(baseline="pixels", input__batch_size=4096), ["input.batch_size", "4096"],
+     "probe_demo:runlocal"),
+    ("knn_workdir_is_init_from", "a kNN run writing into the workdir it evaluates",
+     _workdir_is_init_from, ["--workdir", "init_from", "new --workdir"],
+     "probe_demo:runlocal,protocol=knn"),
+    ("init_from_probe_workdir", "init_from naming a linear probe's workdir",
+     _init_from_a_probe_workdir, ["probe_run", "linear_probe", "/runs/mae_pretrain"],
+     "probe_demo:runlocal"),
 ]
 
 

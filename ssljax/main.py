@@ -7,7 +7,9 @@ exit status 2; `--verbose` shows the traceback too.
 import logging
 import os
 import re
+import signal
 import sys
+import traceback
 
 from absl import app, flags
 from ml_collections import config_flags
@@ -30,6 +32,7 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 # Lets launch scripts and schedulers tell "saved, rerun me" from finished (0) and bad input (2).
 PREEMPTED_EXIT_STATUS = 3
+INTERRUPTED_EXIT_STATUS = 130  # Ctrl-C: the shell's 128 + SIGINT
 
 
 def format_summary(summary):
@@ -99,12 +102,62 @@ def parse_flags(argv):
       FLAGS.config.keys()  # a config file that failed to load raises only when first used
       for arg in unset:
         loading.set_field(FLAGS.config, arg.split("=")[0].removeprefix("--config."), None)
+      loading.check_overrides_are_used(
+          FLAGS.config, [a.split("=")[0].removeprefix("--config.") for a in argv
+                         if a.startswith("--config.")])
     return args
   except Exception as e:  # pylint: disable=broad-except
     if "--verbose" in argv:
       raise
-    print(f"ssljax: error: {flag_error_line(e, argv)}", file=sys.stderr)
+    in_file = _config_file_error(e, argv)
+    line = config_file_error_line(in_file, argv) if in_file else flag_error_line(e, argv)
+    print(f"ssljax: error: {line}", file=sys.stderr)
     sys.exit(2)
+
+
+def _config_path(argv):
+  spec = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), "?")
+  return os.path.abspath(spec.split(":")[0])
+
+
+def _config_file_error(error, argv):
+  """The exception raised by the config file's own code (or its missing get_config) in the
+  chain of `error`; None for flag errors and ssljax's UserErrors (already one line)."""
+  path = _config_path(argv)
+  cause = error
+  while cause is not None:
+    if isinstance(cause, UserError):
+      return None
+    if isinstance(cause, AttributeError) and "attribute 'get_config'" in str(cause):
+      return cause
+    if isinstance(cause, SyntaxError) and cause.filename and os.path.abspath(
+        cause.filename) == path:
+      return cause
+    if any(os.path.abspath(f.filename) == path
+           for f in traceback.extract_tb(cause.__traceback__)):
+      return cause
+    cause = cause.__cause__ or cause.__context__
+  return None
+
+
+def config_file_error_line(error, argv):
+  """One line for a config file that fails while it loads: no get_config, or an exception
+  (a syntax error included) inside it, named with the file and line."""
+  path = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")),
+              "?").split(":")[0]
+  if isinstance(error, AttributeError) and "get_config" in str(error):
+    return (f"config file {path} has no get_config: define get_config(arg=None) returning an "
+            "ml_collections.ConfigDict")
+  if isinstance(error, SyntaxError):
+    line, message = error.lineno, error.msg
+  else:
+    frames = [f for f in traceback.extract_tb(error.__traceback__)
+              if os.path.abspath(f.filename) == _config_path(argv)]
+    line = frames[-1].lineno if frames else None
+    message = (str(error).splitlines() or [""])[0]
+  at = f", line {line}" if line else ""
+  return (f"config file {path}{at} raised {type(error).__name__} ({message}) while loading: "
+          "fix the file or pass another --config")
 
 
 def exit_now(status):
@@ -120,9 +173,9 @@ def exit_now(status):
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  cli_logging.setup()
+  cli_logging.setup(FLAGS.verbose)
   # pylint: disable=g-import-not-at-top  # JAX starts after the flags, the runs after JAX
-  from ssljax.runtime import distributed
+  from ssljax.runtime import distributed, preemption
   try:
     distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
     from ssljax.run import run_types
@@ -132,11 +185,25 @@ def main(argv):
       raise
     print(f"ssljax: error: {e}", file=sys.stderr)
     exit_now(2)
+  except preemption.Preempted as notice:  # nothing was left unsaved
+    print(f"ssljax: {_stopped_by(notice.signum)} before any unsaved step ({notice}): run the "
+          f"same command again to resume", file=sys.stderr)
+    exit_now(_stop_status(notice.signum))
   if summary["preempted"]:
-    print(f"ssljax: preempted: saved step {summary['step']} in {summary['workdir']}; run the "
-          "same command again to resume", file=sys.stderr)
-    sys.exit(PREEMPTED_EXIT_STATUS)
+    signum = summary.get("stop_signal") or signal.SIGTERM
+    print(f"ssljax: {_stopped_by(signum)}: saved step {summary['step']} in "
+          f"{summary['workdir']}; run the same command again to resume", file=sys.stderr)
+    sys.exit(_stop_status(signum))
   print(format_summary(summary))
+
+
+def _stopped_by(signum):
+  return "interrupted" if signum == signal.SIGINT else "preempted"
+
+
+def _stop_status(signum):
+  """3 after SIGTERM (launch scripts rerun on 3); 130 after Ctrl-C, which a user meant."""
+  return INTERRUPTED_EXIT_STATUS if signum == signal.SIGINT else PREEMPTED_EXIT_STATUS
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ become rows of the table: one row per encoder, one column per protocol; two runs
 protocol on one encoder (two recipes, say) get a row each, named by their run directory.
 Pre-training runs (a `metrics.jsonl` with a loss) become curves: loss, kNN top-1 and the
 collapse monitors (`*_std`) against the step; fine-tuning runs add their test top-1 curves.
-Writes `OUT/report.md` and `OUT/curves.png`; prints the table.
+Writes `OUT/report.md` and `OUT/curves.png`; prints the table. A resumed run's repeated steps
+appear once (`metrics.curve`); a damaged results.json is skipped with a warning.
 """
 import argparse
 import json
@@ -37,18 +38,44 @@ def run_name(run_dir):
   return os.path.basename(os.path.normpath(run_dir))
 
 
-def collect(run_dirs):
+# What a results.json must hold to be a row (`ssljax.evals.run_record`).
+RECORD_KEYS = ("protocol", "encoder", "value", "test_dataset", "wall_time_s")
+
+
+def read_record(result_path):
+  """The record in `result_path`, or (None, why it is not one) for an empty, damaged or
+  foreign file."""
+  try:
+    with open(result_path, encoding="utf-8") as f:
+      record = json.load(f)
+  except (OSError, ValueError) as e:
+    return None, f"not readable as JSON ({type(e).__name__})"
+  if not isinstance(record, dict):
+    return None, "not a JSON object"
+  missing = [k for k in RECORD_KEYS if k not in record]
+  if missing:
+    return None, f"no {', '.join(missing)}"
+  if not isinstance(record["value"], (int, float)):
+    return None, f"value {record['value']!r} is not a number"
+  return record, None
+
+
+def collect(run_dirs, warn=lambda line: print(line, file=sys.stderr)):
   """(evaluation records, {"pretraining" | "finetune": {run name: metric rows}}) of
-  `run_dirs`."""
+  `run_dirs`; a results.json that is not a record is left out with a `warn`ing."""
   records, curves = [], {"pretraining": {}, "finetune": {}}
   for run_dir in run_dirs:
     result_path = os.path.join(run_dir, "results.json")
     metrics_path = os.path.join(run_dir, "metrics.jsonl")
-    rows = list(metrics.read_jsonl(metrics_path)) if os.path.isfile(metrics_path) else []
+    rows = metrics.curve(metrics.read_jsonl(metrics_path)) if os.path.isfile(metrics_path) else []
     if os.path.isfile(result_path):
-      with open(result_path, encoding="utf-8") as f:
-        records.append(dict(json.load(f), run_dir=run_dir))
-      if records[-1]["protocol"] == "finetune" and any("finetune/top1" in r for r in rows):
+      record, why = read_record(result_path)
+      if record is None:
+        warn(f"ssljax.report: skipping {result_path}: {why} (rerun that evaluation to "
+             "rewrite it)")
+        continue
+      records.append(dict(record, run_dir=run_dir))
+      if record["protocol"] == "finetune" and any("finetune/top1" in r for r in rows):
         curves["finetune"][run_name(run_dir)] = rows
     elif any("loss" in r for r in rows):
       curves["pretraining"][run_name(run_dir)] = rows
@@ -122,6 +149,10 @@ def main(argv=None):
   if not records and not any(curves.values()):
     print(f"ssljax.report: error: no results.json or metrics.jsonl with a loss in "
           f"{' '.join(args.runs)}: pass ssljax workdirs", file=sys.stderr)
+    return 2
+  if os.path.exists(args.out) and not os.path.isdir(args.out):
+    print(f"ssljax.report: error: --out={args.out} is a file: pass a directory for report.md "
+          "and curves.png", file=sys.stderr)
     return 2
   os.makedirs(args.out, exist_ok=True)
   table = markdown_table(records) if records else "(no evaluation runs)"

@@ -47,8 +47,32 @@ def _cli(*args):
     (["--config=configs/demo.py", "--config.input.batch_size=abc"],
      "flag --config.input.batch_size=abc: invalid literal for int() with base 10: 'abc' (see "
      "--helpfull for the flags)"),
+    (["--config=configs/demo.py:runlocal=5"],
+     "config argument runlocal=5 is not true or false: write runlocal (true), runlocal=true or "
+     "runlocal=false"),
+    (["--config=configs/mae_vitb.py:epochs=abc"],
+     "config argument epochs=abc is not an integer: write e.g. epochs=800"),
+    (["--config=configs/probe_demo.py:runlocal", "--config.optim.blr=1e6"],
+     "--config.optim.blr has no effect: this config sets optim.lr=6.4, which takes precedence; "
+     "override --config.optim.lr instead, or unset it with --config.optim.lr=None to scale "
+     "optim.blr by the batch size"),
+    (["--config=TMP/no_get_config.py"],
+     "config file TMP/no_get_config.py has no get_config: define get_config(arg=None) "
+     "returning an ml_collections.ConfigDict"),
+    (["--config=TMP/raises.py"],
+     "config file TMP/raises.py, line 3 raised KeyError ('image_size') while loading: fix the "
+     "file or pass another --config"),
+    (["--config=TMP/syntax_error.py"],
+     "config file TMP/syntax_error.py, line 2 raised SyntaxError ('(' was never closed) while "
+     "loading: fix the file or pass another --config"),
 ])
 def test_command_line_errors_are_one_line_with_status_2(args, line, tmp_path):
+  (tmp_path / "no_get_config.py").write_text("CONFIG = {}\n")
+  (tmp_path / "raises.py").write_text("def get_config(arg=None):\n  sizes = {}\n"
+                                      "  return sizes['image_size']\n")
+  (tmp_path / "syntax_error.py").write_text("def get_config(arg=None):\n  return dict(\n")
+  args = [a.replace("TMP", str(tmp_path)) for a in args]
+  line = line.replace("TMP", str(tmp_path))
   result = _cli(*args, f"--workdir={tmp_path}")
   assert result.returncode == 2
   assert result.stderr.strip().splitlines() == [f"ssljax: error: {line}"]

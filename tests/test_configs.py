@@ -76,7 +76,7 @@ def test_config_arguments_are_parsed_and_checked():
 @pytest.mark.parametrize("field,value,message", [
     ("input.image_size", 30, "image_size 30 is not divisible by patch_size 4"),
     ("mae.mask_ratio", 1.0, r"mask_ratio=1.0 is outside \(0, 1\)"),
-    ("optim.blr", -1.0, "optim.blr=-1.0 is negative"),
+    ("optim.blr", -1.0, "optim.blr=-1.0 is not a number >= 0"),
     ("model.variant", "Q/4", "unknown ViT variant"),
 ])
 def test_bad_values_are_named_with_the_fix(field, value, message):

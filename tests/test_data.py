@@ -76,6 +76,10 @@ def test_corrupt_images_are_skipped_counted_and_nothing_else_is_dropped(tmp_path
   next(batches)
   assert len(src.skipped_files) == 2  # counted once each, not once per read
   batches.close()
+  evaluation = src.with_view(sources.View("eval", 8))  # e.g. the kNN evaluator's copy
+  sources.labelled_arrays(evaluation)
+  assert sorted(evaluation.skipped_files) == sorted(corrupt)
+  assert sum(corrupt[0] in r.message for r in caplog.records) == 1  # still warned once
 
 
 def test_corrupt_image_fails_fast_when_configured(tmp_path):

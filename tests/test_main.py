@@ -77,3 +77,31 @@ def test_a_checkpoints_path_that_cannot_take_checkpoints_exits_2_at_once(tmp_pat
       f"ssljax: error: {tmp_path / 'checkpoints'} is a file, not the directory this run saves "
       "checkpoints in: move it away or pass another --workdir")
   assert not (tmp_path / ".ssljax-lock.0").exists()
+
+
+_LIBRARY_FAILURES = '''
+import logging, sys, threading
+from ssljax.runtime import cli_logging
+cli_logging.setup(verbose=VERBOSE)
+record = logging.LogRecord("absl", logging.ERROR, "/x/orbax/checkpoint/future.py", 1,
+                           "save thread raised", None, (OSError, OSError(28, "full"), None))
+logging.getLogger("absl").handle(record)  # orbax's per-thread error with its traceback
+def fail():
+  raise OSError(28, "No space left on device")
+for _ in range(3):  # the same failure in three threads
+  t = threading.Thread(target=fail); t.start(); t.join()
+closed = threading.Thread(target=lambda: (_ for _ in ()).throw(RuntimeError("loop is closed")))
+closed.start(); closed.join()
+'''
+
+
+def test_library_threads_failing_after_a_full_disk_print_one_line_unless_verbose():
+  """A full disk fails orbax's saver threads and TensorBoard's writer: hundreds of traceback
+  lines before ssljax's own one-line error (459 on a real full tmpfs) become one line."""
+  quiet, verbose = (subprocess.run([sys.executable, "-c", _LIBRARY_FAILURES.replace(
+      "VERBOSE", flag)], cwd=REPO, capture_output=True, text=True, timeout=60)
+                    for flag in ("False", "True"))
+  assert quiet.stderr.strip().splitlines() == [
+      "ssljax: background thread Thread-1 (fail) failed (OSError: [Errno 28] No space left on "
+      "device)"]
+  assert verbose.stderr.count("Traceback") >= 4 and "save thread raised" in verbose.stderr

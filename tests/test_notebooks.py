@@ -45,6 +45,7 @@ def test_quickstart_trains_evaluates_and_points_at_tensorboard(tmp_path, monkeyp
   assert os.path.isfile(tmp_path / "probe" / "results.json")
 
 
+@pytest.mark.slow  # the same notebook from a PyTorch file is in the default suite
 def test_mae_visualize_from_a_run_trained_in_the_notebook(tmp_path, monkeypatch):
   _execute("mae_visualize", tmp_path, monkeypatch)
   assert os.path.getsize(tmp_path / "mae_masking_ratios.png") > 10_000

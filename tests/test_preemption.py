@@ -15,16 +15,90 @@ from conftest import REPO
 from ssljax.runtime import metrics, preemption
 
 
-def test_watch_records_sigterm_and_restores_the_previous_handler():
+def _notice(signum=signal.SIGTERM):
+  os.kill(os.getpid(), signum)
+  time.sleep(0.1)  # the handler runs in the main thread at the next bytecode
+
+
+def test_watch_defers_while_steps_are_unsaved_and_raises_elsewhere():
   if threading.current_thread() is not threading.main_thread():
     pytest.skip("signal handlers can only be installed from the main thread")
-  previous = signal.getsignal(signal.SIGTERM)
+  previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+  with preemption.Watch() as watch:  # start-up: nothing to save, the notice stops at once
+    with pytest.raises(preemption.Preempted, match="SIGTERM"):
+      _notice()
   with preemption.Watch() as watch:
+    watch.defer()  # unsaved steps: recorded, the loop saves at the next step
     assert not watch.reached(1)
-    os.kill(os.getpid(), signal.SIGTERM)
-    time.sleep(0.1)
-    assert watch.reached(2) and watch.received == signal.SIGTERM
-  assert signal.getsignal(signal.SIGTERM) == previous
+    _notice(signal.SIGINT)
+    assert watch.reached(2) and watch.received == signal.SIGINT
+    with pytest.raises(preemption.Preempted):  # the step saved, nothing left: stop now
+      watch.immediate()
+  with preemption.Watch() as watch:
+    watch.defer()
+    _notice()
+    with pytest.raises(preemption.Preempted):  # a second notice does not wait
+      _notice()
+  assert {s: signal.getsignal(s) for s in previous} == previous
+  assert not issubclass(preemption.Preempted, Exception)  # no `except Exception` swallows it
+
+
+def _run_until(command, line, workdir):
+  """The process of `command` once its log shows `line` (the log lines read so far)."""
+  process = subprocess.Popen(command, cwd=REPO, env=_one_device(), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+  seen = []
+  for log_line in process.stderr:
+    seen.append(log_line)
+    if line in log_line:
+      return process, seen
+  process.wait()
+  raise AssertionError(f"the run ended (status {process.returncode}) before {line!r}: "
+                       + "".join(seen)[-2000:])
+
+
+def _one_device():
+  return {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+
+
+@pytest.mark.parametrize("when", ["pre-training start-up", "kNN evaluation", "Ctrl-C mid-run"])
+def test_a_stop_notice_outside_the_steps_exits_at_once_and_ctrl_c_saves(
+    when, pretrained_workdir, tmp_path):
+  """SIGTERM during start-up (before any step: data, init, restore, compile) or during an
+  evaluation-only run exits 3 within seconds, saving nothing, and releases the workdir;
+  Ctrl-C while steps run saves the next one and exits 130."""
+  main = [sys.executable, "-m", "ssljax.main", f"--workdir={tmp_path}"]
+  pretrain = ["--config=configs/demo.py:runlocal", "--config.total_steps=200",
+              "--config.log_every_steps=1", "--config.checkpoint_every_steps=1000",
+              "--config.evals.knn.random_init_baseline=false",
+              "--config.evals.knn.every_steps=0", "--config.evals.recon.every_steps=0"]
+  if when == "kNN evaluation":
+    command = main + ["--config=configs/probe_demo.py:runlocal,protocol=knn",
+                      f"--config.init_from={pretrained_workdir}"]
+    wait_for, signum, status = "kNN: kNN of", signal.SIGTERM, 3
+  elif when == "pre-training start-up":
+    command, wait_for, signum, status = main + pretrain, "train state", signal.SIGTERM, 3
+  else:
+    command, signum, status = main + pretrain, signal.SIGINT, 130
+    wait_for = "step 3/200"
+  process, _ = _run_until(command, wait_for, tmp_path)
+  sent = time.time()
+  process.send_signal(signum)
+  _, stderr = process.communicate(timeout=120)
+  assert process.returncode == status, stderr[-2000:]
+  assert time.time() - sent < 30 and "Traceback" not in stderr
+  assert not [f for f in os.listdir(tmp_path) if f.startswith(".ssljax-lock")]
+  last_line = stderr.strip().splitlines()[-1]
+  saved = sorted(int(d) for d in os.listdir(tmp_path / "checkpoints") if d.isdigit()) if (
+      tmp_path / "checkpoints").is_dir() else []
+  if when == "Ctrl-C mid-run":
+    assert len(saved) == 1 and 3 <= saved[0] < 200
+    assert last_line == (f"ssljax: interrupted: saved step {saved[0]} in {tmp_path}; run the "
+                         "same command again to resume")
+  else:
+    assert not saved and not (tmp_path / "results.json").exists()
+    assert last_line == ("ssljax: preempted before any unsaved step (SIGTERM): run the same "
+                         "command again to resume")
 
 
 def _steps(workdir):
@@ -52,6 +126,7 @@ def _free_port():
     return s.getsockname()[1]
 
 
+@pytest.mark.slow  # two processes; one process's SIGTERM path is in the default suite
 def test_sigterm_to_one_host_saves_the_same_step_on_every_host(tmp_path):
   port = _free_port()
   env = dict({k: v for k, v in os.environ.items() if k != "XLA_FLAGS"},

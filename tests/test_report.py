@@ -73,3 +73,72 @@ def test_report_leaves_out_the_collapse_panel_for_runs_without_monitors(tmp_path
 def test_report_without_runs_is_an_error(tmp_path, capsys):
   assert report.main([str(tmp_path), f"--out={tmp_path / 'out'}"]) == 2
   assert "no results.json" in capsys.readouterr().err
+
+
+def test_damaged_records_and_partial_lines_are_skipped_and_out_must_be_a_directory(
+    tmp_path, capsys):
+  _record(tmp_path / "good", "linear_probe", "pixels", 0.38)
+  for name, text in [("empty", ""), ("broken", '{"protocol": "kn'), ("keyless", '{"a": 1}'),
+                     ("no_number", json.dumps({"protocol": "knn", "encoder": "pixels",
+                                               "value": None, "test_dataset": "x",
+                                               "wall_time_s": 1}))]:
+    (tmp_path / name).mkdir()
+    (tmp_path / name / "results.json").write_text(text)
+  killed = tmp_path / "killed_pretrain"  # a kill mid-write leaves half a line at the end
+  killed.mkdir()
+  (killed / "metrics.jsonl").write_text('{"step": 1, "loss": 1.0}\n{"step": 2, "lo')
+  runs = [str(p) for p in sorted(tmp_path.iterdir())]
+  assert report.main(runs + [f"--out={tmp_path / 'out'}"]) == 0
+  captured = capsys.readouterr()
+  assert captured.out.strip().splitlines()[2] == "| pixels | - | - | 0.380 | - |"
+  warnings = captured.err.strip().splitlines()
+  assert len(warnings) == 4 and all(w.startswith("ssljax.report: skipping ") for w in warnings)
+  assert "no_number/results.json: value None is not a number" in captured.err
+  (tmp_path / "a_file").write_text("")
+  assert report.main(runs + [f"--out={tmp_path / 'a_file'}"]) == 2
+  assert "--out=" in capsys.readouterr().err
+
+
+def test_a_resumed_runs_repeated_steps_appear_once_with_the_resumed_values(tmp_path):
+  from ssljax.runtime import metrics  # pylint: disable=g-import-not-at-top
+  writer = metrics.Writer(str(tmp_path), enabled=True)
+  for step in (0, 1, 2, 3, 4):  # killed after step 4; the last checkpoint was step 2
+    writer.scalars(step, {"knn": 0.1} if step == 0 else {"loss": 10.0 - step})
+  writer.close()
+  with open(tmp_path / "metrics.jsonl", "a", encoding="utf-8") as f:
+    f.write('{"step": 5, "lo')  # the kill's partial line
+  writer = metrics.Writer(str(tmp_path), enabled=True)
+  writer.scalars(0, {"knn": 0.1})  # the baseline, evaluated again at every start
+  writer.resumed(2)
+  for step in (3, 4, 5):
+    writer.scalars(step, {"loss": 20.0 - step})
+  writer.close()
+  rows = metrics.read_jsonl(str(tmp_path / "metrics.jsonl"))
+  assert [r["step"] for r in rows if "loss" in r] == [1, 2, 3, 4, 3, 4, 5]  # all kept
+  assert metrics.curve(rows) == [{"step": 0, "knn": 0.1}, {"step": 1, "loss": 9.0},
+                                 {"step": 2, "loss": 8.0}, {"step": 3, "loss": 17.0},
+                                 {"step": 4, "loss": 16.0}, {"step": 5, "loss": 15.0}]
+
+
+def test_a_full_disk_while_writing_metrics_is_one_line_naming_the_file(tmp_path):
+  import errno  # pylint: disable=g-import-not-at-top
+  import pytest  # pylint: disable=g-import-not-at-top
+  from ssljax.errors import UserError  # pylint: disable=g-import-not-at-top
+  from ssljax.runtime import metrics  # pylint: disable=g-import-not-at-top
+
+  class FullDisk:
+    def write(self, text):
+      raise OSError(errno.ENOSPC, "No space left on device")
+
+    def flush(self):
+      pass
+
+    def close(self):
+      raise OSError(errno.ENOSPC, "No space left on device")
+
+  writer = metrics.Writer(str(tmp_path), enabled=True)
+  writer._jsonl = FullDisk()  # pylint: disable=protected-access
+  with pytest.raises(UserError, match=r"writing .*metrics.jsonl failed \(No space left on "
+                     r"device\): free space .* rerun, which resumes from the last checkpoint"):
+    writer.scalars(1, {"loss": 1.0})
+  writer.close()  # the failed file's close is logged, not raised over the error above

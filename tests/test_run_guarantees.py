@@ -3,7 +3,8 @@ fine-tuning; kNN has no training step, so it takes part where a guarantee applie
 SIGTERM saves at the next step and exits 3 and the rerun resumes; SIGKILL at a random step and a
 rerun give the uninterrupted curve bit for bit; a non-finite step is skipped and counted and too
 many in a row stop the run naming the last good checkpoint; a finished run's rerun reports the
-same results."""
+same results. The default suite runs each guarantee on the cheapest run types; the others carry
+the `slow` marker (`.ci/run` runs both)."""
 import dataclasses
 import os
 import random
@@ -22,6 +23,13 @@ from ssljax.run import loop, run_types
 from ssljax.runtime import metrics
 
 TRAINING = ("pretrain", "linear_probe", "finetune")
+
+
+def _run_types(*default, evaluation_only=()):
+  """Every run type as a test parameter: those in `default` in the default suite, the others
+  behind the `slow` marker (one loop serves them all; CI runs both suites)."""
+  return [t if t in default else pytest.param(t, marks=pytest.mark.slow)
+          for t in TRAINING + evaluation_only]
 
 # (config, overrides) per run type: TOTAL steps, evaluations only at the end, synchronous saves
 # every 10 steps, every step logged. The probe augments on device (the papers' protocol), so
@@ -79,7 +87,7 @@ def _start_and_wait(command, workdir, step):
   raise AssertionError(f"the run did not reach step {step}: {stderr[-2000:]}")
 
 
-@pytest.mark.parametrize("run_type", TRAINING)
+@pytest.mark.parametrize("run_type", _run_types("pretrain"))
 def test_sigterm_saves_and_sigkill_resumes_bitwise(run_type, pretrained_workdir, tmp_path):
   command = lambda workdir: _command(run_type, workdir, pretrained_workdir)
   reference = subprocess.run(command(tmp_path / "reference"), cwd=REPO, env=_env(),
@@ -147,7 +155,7 @@ def _small_config(run_type, pretrained, **fields):
   return load_config_with(name, arg, **fields)
 
 
-@pytest.mark.parametrize("run_type", TRAINING)
+@pytest.mark.parametrize("run_type", _run_types("pretrain", "linear_probe"))
 def test_nan_steps_are_skipped_and_counted_and_too_many_in_a_row_stop_the_run(
     run_type, pretrained_workdir, tmp_path, monkeypatch):
   config = _small_config(run_type, pretrained_workdir, total_steps=6, log_every_steps=1,
@@ -157,9 +165,11 @@ def test_nan_steps_are_skipped_and_counted_and_too_many_in_a_row_stop_the_run(
   clean_plan = module.plan
   # step 2 alone is skipped and the run goes on; steps 4 and 5 in a row exceed the limit
   monkeypatch.setattr(module, "plan", _poisoned(clean_plan, config, (2, 4, 5, 6)))
+  # the fix names the rate the recipe sets (probe recipes give optim.lr, the others optim.blr)
+  lr_field = {"pretrain": "optim.blr", "linear_probe": "optim.lr", "finetune": "optim.blr"}
   with pytest.raises(loop.TrainingDiverged, match=r"loss nan .* at step 5, 2 non-finite steps "
                      r"in a row .*max_consecutive_skips=1.*resumes from the last good "
-                     r"checkpoint, step 4"):
+                     rf"checkpoint, step 4: lower {lr_field[run_type]} "):
     run_types.run(config, str(tmp_path))
   records = {r["step"]: r for r in _rows(tmp_path) if "loss" in r}
   assert np.isnan(records[2]["loss"]) and records[2]["consecutive_skips"] == 1
@@ -173,7 +183,8 @@ def test_nan_steps_are_skipped_and_counted_and_too_many_in_a_row_stop_the_run(
   assert [s for s in sorted(losses) if np.isfinite(losses[s])] == [1, 3, 5, 6]
 
 
-@pytest.mark.parametrize("run_type", TRAINING + ("knn",))
+@pytest.mark.parametrize("run_type", _run_types("pretrain", "linear_probe", "knn",
+                                                evaluation_only=("knn",)))
 def test_a_finished_runs_rerun_reports_the_same_results(run_type, pretrained_workdir, tmp_path):
   config = _small_config(run_type, pretrained_workdir)
   first = run_types.run(config, str(tmp_path))

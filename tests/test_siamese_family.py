@@ -111,6 +111,7 @@ def test_queue_is_fifo_with_a_wrapping_pointer():
   assert int(pointer) == 2
 
 
+@pytest.mark.slow
 def test_moco_queue_is_sharded_and_after_a_resume_equals_an_uninterrupted_run(tmp_path):
   config = load_config("moco_v2_cifar10", "runlocal")  # queue 64 = 2 batches, 4 steps
   with config.unlocked():
@@ -144,6 +145,7 @@ def test_sinkhorn_codes_have_uniform_marginals():
   assert float(jnp.mean(jnp.argmax(codes, 1) == jnp.argmax(z @ prototypes, 1))) > 0.5
 
 
+@pytest.mark.slow
 def test_swav_prototypes_are_frozen_then_train_and_stay_unit_norm(tmp_path):
   config = load_config("swav_cifar10", "runlocal")  # frozen for the first 2 of 4 steps
   with config.unlocked():
@@ -163,8 +165,8 @@ def test_swav_prototypes_are_frozen_then_train_and_stay_unit_norm(tmp_path):
     np.testing.assert_allclose(np.linalg.norm(kernel, axis=0), 1.0, rtol=1e-5)
 
 
-# Slow for the methods another default test already trains (BYOL and MoCo v3 ViT: the momentum
-# target test; SwAV: the prototypes test; MoCo v2: the queue resume test).
+# The training tests of BYOL, MoCo and SwAV (these, the momentum-target, queue-resume and
+# prototype tests) are slow; their pieces (EMA, queue, Sinkhorn) have fast tests above.
 SLOW_LOSS_CHECKS = ("moco_v3_r50", "byol_cifar10", "swav_cifar10", "moco_v2_cifar10",
                     "moco_v3_vitb")
 
@@ -180,6 +182,9 @@ def test_loss_decreases_on_a_batch_of_real_images(name):
     # In-batch contrastive losses on 32 images move slowest, and under colour jitter and
     # grayscale by less than the views' noise in 15 steps: a larger rate, crops and flips only.
     config.optim.lr = {"simclr_cifar10": 1.0, "moco_v3_r50": 20.0}.get(name, config.optim.lr)
+    # MoCo v2 at 0.1 overshoots within 15 steps under torchvision's crop sampler (0.77 -> 1.06);
+    # its release's rate, 0.03, lowers the loss by 10%.
+    config.optim.lr = {"moco_v2_cifar10": 0.03}.get(name, config.optim.lr)
     if name in ("simclr_cifar10", "moco_v3_r50"):
       config.aug.color_jitter_prob = config.aug.grayscale_prob = config.aug.blur_prob = 0.0
   from ssljax import methods  # pylint: disable=g-import-not-at-top
@@ -206,6 +211,7 @@ def test_loss_decreases_on_a_batch_of_real_images(name):
   assert after < before - 0.005 * abs(before), (before, after)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,state_keys", [
     ("byol_cifar10", {"batch_stats", "target"}),
     ("moco_v3_vitb", {"batch_stats", "target"}),  # the ViT backbone has no BatchNorm

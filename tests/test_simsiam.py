@@ -90,7 +90,7 @@ def test_batchnorm_statistics_are_the_same_on_one_and_eight_devices():
   assert all(moved)  # every running statistic was updated by the training-mode pass
 
 
-@pytest.mark.parametrize("frozen", [True, False])
+@pytest.mark.parametrize("frozen", [True, pytest.param(False, marks=pytest.mark.slow)])
 def test_predictor_fixed_at_random_init_never_moves(frozen):
   config = load_config("simsiam_cifar10", "runlocal")
   with config.unlocked():
@@ -125,6 +125,7 @@ def test_predictor_keeps_the_peak_lr_while_the_rest_decays():
     np.testing.assert_allclose(updates["backbone"]["w"], -expected, rtol=1e-5, atol=1e-9)
 
 
+@pytest.mark.slow
 def test_simsiam_runs_on_a_vit_backbone():
   config = load_config("simsiam_cifar10", "runlocal")
   with config.unlocked():

@@ -37,6 +37,7 @@ def test_runlocal_writes_metrics_checkpoints_and_figure(tmp_path):
       r["img_per_s"] * mae.flops_per_example(config) / 1e12) and "mfu" not in r for r in rated)
 
 
+@pytest.mark.slow  # the bitwise resume of every run type: test_run_guarantees
 def test_resumed_run_reproduces_the_uninterrupted_loss_curve(tmp_path):
   config = load_config("demo", "runlocal")  # 6 steps, checkpoints at 3 and 6
   full = tmp_path / "full"

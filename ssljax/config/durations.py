@@ -46,9 +46,15 @@ class Schedule:
 def schedule(config, num_examples):
   """The `Schedule` of `config` for a training split of `num_examples` at its final batch size."""
   steps_per_epoch = max(num_examples // config.input.batch_size, 1)
+  total_steps = steps(config, "total", steps_per_epoch)
+  if total_steps < 1:  # total_epochs too small for this dataset (total_steps is validated)
+    raise ConfigError(f"total_epochs={config.total_epochs} is {total_steps} steps at "
+                      f"{steps_per_epoch} steps per epoch ({num_examples} examples, batch "
+                      f"{config.input.batch_size}): train at least one step (raise "
+                      "total_epochs or set total_steps)")
   return Schedule(
       steps_per_epoch=steps_per_epoch,
-      total_steps=steps(config, "total", steps_per_epoch),
+      total_steps=total_steps,
       warmup_steps=steps(config.optim, "warmup", steps_per_epoch, default=0, prefix="optim."),
       checkpoint_every_steps=steps(config, "checkpoint_every", steps_per_epoch),
       eval_every_steps=steps(config, "eval_every", steps_per_epoch, default=0))

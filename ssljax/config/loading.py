@@ -15,6 +15,9 @@ CONFIGS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))), "configs")
 
 
+_BOOLEANS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
+
+
 def parse_arg(arg, **defaults):
   """"runlocal,size=B/16" -> ConfigDict(runlocal=True, size="B/16", **other defaults).
 
@@ -31,11 +34,42 @@ def parse_arg(arg, **defaults):
     if not value:
       value = True
     elif isinstance(default, bool):
-      value = value.lower() in ("1", "true", "yes")
+      if value.lower() not in _BOOLEANS:
+        raise ConfigError(f"config argument {item} is not true or false: write {name} (true), "
+                          f"{name}=true or {name}=false")
+      value = _BOOLEANS[value.lower()]
     elif default is not None:
-      value = type(default)(value)
+      try:
+        value = type(default)(value)
+      except ValueError:
+        kind = {int: "an integer", float: "a number"}.get(type(default), type(default).__name__)
+        raise ConfigError(f"config argument {item} is not {kind}: write e.g. "
+                          f"{name}={default!r}") from None
     result[name] = value
   return ml_collections.ConfigDict(result)
+
+
+# field -> (the field that, when set, makes it unused; what to do instead)
+SHADOWED_FIELDS = {
+    "optim.blr": ("optim.lr", "override --config.optim.lr instead, or unset it with "
+                  "--config.optim.lr=None to scale optim.blr by the batch size"),
+}
+
+
+def check_overrides_are_used(config, overridden):
+  """A ConfigError when a command-line override sets a field the run ignores (`optim.blr`
+  where the recipe sets `optim.lr`): it would be silently without effect."""
+  for field in overridden:
+    shadow = SHADOWED_FIELDS.get(field)
+    if shadow is None or field.split(".")[0] not in config:
+      continue
+    *sections, key = shadow[0].split(".")
+    node = config
+    for section in sections:
+      node = node.get(section) or {}
+    if node.get(key) is not None and shadow[0] not in overridden:
+      raise ConfigError(f"--config.{field} has no effect: this config sets {shadow[0]}="
+                        f"{node.get(key)}, which takes precedence; {shadow[1]}")
 
 
 def set_field(config, path, value):

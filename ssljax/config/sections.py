@@ -124,6 +124,9 @@ def _evaluation_run_config(protocol):
   c.keep_checkpoints = 2
   c.checkpoint_async = True
   c.max_consecutive_skips = 5  # non-finite steps in a row before the run stops
+  # A workdir's checkpoint trained on one encoder does not resume on another (init_from,
+  # baseline, encoder_config changed): an error unless this is True.
+  c.resume_with_changed_encoder = False
 
   c.input = input_config()
   c.input.image_size = 32  # pixels/pca baselines; an encoder uses its own pre-training size

@@ -58,13 +58,19 @@ def _check_crop_scale(name, scale):
 
 
 def _validate_optim_and_durations(config):
-  """The optimizer's values and the run's length, shared by every run type."""
+  """The optimizer's values, the run's length and seed, shared by every run type."""
+  if not 0 <= config.seed < 2**31:
+    raise ConfigError(f"seed={config.seed} is invalid: use an integer in [0, 2**31)")
   for field in ("blr", "lr", "weight_decay"):
     value = config.optim.get(field)
-    if value is not None and value < 0:
-      raise ConfigError(f"optim.{field}={value} is negative: use a value >= 0")
+    if value is not None and not value >= 0:  # NaN fails too
+      raise ConfigError(f"optim.{field}={value} is not a number >= 0: use a value >= 0")
+  for field in ("b1", "b2", "momentum"):
+    value = config.optim.get(field)
+    if value is not None and not 0 <= value < 1:
+      raise ConfigError(f"optim.{field}={value} is outside [0, 1): use e.g. 0.9")
   clip = config.optim.get("clip_norm")
-  if clip is not None and clip <= 0:
+  if clip is not None and not clip > 0:
     raise ConfigError(f"optim.clip_norm={clip} is not positive (a negative norm would turn the "
                       "step into gradient ascent): use a value > 0, or None for no clipping")
   for field in ("warmup_steps", "warmup_epochs"):

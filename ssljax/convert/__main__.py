@@ -49,7 +49,7 @@ def _run(command):
 
 
 def main(argv):
-  cli_logging.setup()
+  cli_logging.setup(FLAGS.verbose)
   command = argv[1] if len(argv) == 2 else None
   try:
     if command not in _REQUIRED:

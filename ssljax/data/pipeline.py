@@ -139,11 +139,16 @@ def train_iterator(source, global_batch_size, seed, *, process_index=None, proce
   if global_batch_size % process_count:
     raise ConfigError(f"input.batch_size={global_batch_size} is not divisible by the "
                       f"{process_count} processes: use a multiple of {process_count}")
+  check_batch_fits(global_batch_size, source)
+  return TrainIterator(source, global_batch_size, seed, process_index, process_count,
+                       num_workers, num_threads)
+
+
+def check_batch_fits(global_batch_size, source):
+  """A ConfigError when `source` holds fewer examples than one batch (no full batch)."""
   if len(source) < global_batch_size:
     raise ConfigError(f"input.batch_size={global_batch_size} exceeds the {len(source)} "
                       f"examples of {getattr(source, 'name', 'the dataset')}: lower it")
-  return TrainIterator(source, global_batch_size, seed, process_index, process_count,
-                       num_workers, num_threads)
 
 
 def from_config(source, config):

@@ -99,7 +99,7 @@ class ArraySource:
     return {"image": self.images[index], "label": self.labels[index]}
 
 
-def digits(split, image_size, test_fraction=1 / 6):
+def digits(split, image_size, test_fraction=1 / 6, split_field="input.split"):
   """scikit-learn's 8x8 handwritten digits, upsampled bilinearly to `image_size`, as RGB.
 
   A fixed permutation splits the 1,797 images into "train" (1,497) and "test" (300).
@@ -110,7 +110,8 @@ def digits(split, image_size, test_fraction=1 / 6):
   num_test = int(round(len(order) * test_fraction))
   splits = {"train": order[num_test:], "test": order[:num_test]}
   if split not in splits:
-    raise DataError(f"digits has splits 'train' and 'test', not {split!r}: fix input.split")
+    raise DataError(f"digits has splits 'train' and 'test', not {split!r}: fix "
+                    f"{split_field}")
   pixels = (data.images[splits[split]] * (255.0 / 16.0)).round().astype(np.uint8)
   images = np.stack([
       np.asarray(Image.fromarray(p).resize((image_size, image_size), Image.BILINEAR))
@@ -119,7 +120,7 @@ def digits(split, image_size, test_fraction=1 / 6):
   return ArraySource(images, data.target[splits[split]].astype(np.int32), 10, f"digits:{split}")
 
 
-def npz_dir(path, split):
+def npz_dir(path, split, split_field="input.split"):
   """All `{split}_*.npz` / `{split}.npz` shards under `path`, concatenated in file order."""
   if not path or not os.path.isdir(path):
     raise DataError(f"npz data directory {path!r} does not exist: set input.data_dir to a "
@@ -128,7 +129,7 @@ def npz_dir(path, split):
   files += glob.glob(os.path.join(path, f"{split}.npz"))
   if not files:
     raise DataError(f"no {split}_*.npz or {split}.npz in {path}: check input.data_dir and "
-                    "the split name")
+                    f"{split_field}={split!r}")
   images, labels = [], []
   for f in files:
     try:
@@ -309,24 +310,33 @@ class ImageFolderSource:
     raise DataError(f"no image under {self.name} can be decoded: check input.data_dir")
 
   def note_skipped(self, paths):
-    """Records files a reader skipped (in any process) and logs each the first time."""
+    """Records files a reader skipped (in any process) and logs each the first time this
+    process meets it (the training split and an evaluator's copy of it skip the same files)."""
     with self._lock:
       new = [p for p in paths if p not in self.skipped_files]
       self.skipped_files.update(new)
-    for path in new:
-      log.warning("skipped image %s, which cannot be decoded; %d skipped so far", path,
-                  len(self.skipped_files))
+    with _LOGGED_SKIPS_LOCK:
+      first_seen = [p for p in new if p not in _LOGGED_SKIPS]
+      _LOGGED_SKIPS.update(first_seen)
+    for path in first_seen:
+      log.warning("skipped image %s, which cannot be decoded; %d skipped so far in %s", path,
+                  len(self.skipped_files), self.name)
 
 
-def get_source(input_config, split, view="train"):
+_LOGGED_SKIPS = set()  # undecodable files already warned about in this process
+_LOGGED_SKIPS_LOCK = threading.Lock()
+
+
+def get_source(input_config, split, view="train", split_field="input.split"):
   """The source named by `input_config.source` for `split`, opened for `view` ("train":
-  what the training pipeline crops on device; "eval": evaluation views)."""
+  what the training pipeline crops on device; "eval": evaluation views). `split_field`: the
+  config field that chose `split`, named by errors about it."""
   kind = input_config.source
   host_view = View.from_config(view, input_config)
   if kind == "digits":
-    source = digits(split, input_config.image_size)
+    source = digits(split, input_config.image_size, split_field=split_field)
   elif kind == "npz":
-    source = npz_dir(input_config.data_dir, split)
+    source = npz_dir(input_config.data_dir, split, split_field)
   elif kind == "tfds":
     return TfdsSource(input_config.name, split, input_config.data_dir, host_view)
   elif kind == "image_folder":

@@ -65,8 +65,10 @@ class KnnEvaluator:
     data_config = config.input.copy_and_resolve_references()
     with data_config.unlocked():
       data_config.update(eval_config.get("input", {}))
-    train = sources.get_source(data_config, eval_config.train_split, "eval")
-    test = sources.get_source(data_config, eval_config.test_split, "eval")
+    train = sources.get_source(data_config, eval_config.train_split, "eval",
+                               "evals.knn.train_split")
+    test = sources.get_source(data_config, eval_config.test_split, "eval",
+                              "evals.knn.test_split")
     for source in (train, test):
       sources.require_labels(source, "the kNN evaluator (config.evals)")
     feature = eval_config.feature

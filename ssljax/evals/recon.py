@@ -44,7 +44,8 @@ class ReconstructionEvaluator:
                         f"{config.method!r} has not: remove evals.recon from the config")
     self.every_steps = every_steps
     self.random_init_baseline = eval_config.get("random_init_baseline", False)
-    source = sources.get_source(config.input, eval_config.split, "eval")
+    source = sources.get_source(config.input, eval_config.split, "eval",
+                                "evals.recon.split")
     images, _ = sources.labelled_arrays(source, eval_config.num_images, seed=1)
     self._images = sharding.from_full_host_copy(images, sharding.replicated(mesh))
     self._key = jax.random.key(eval_config.seed)

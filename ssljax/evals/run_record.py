@@ -13,11 +13,13 @@ import jax
 from ssljax.data import sources
 
 
-def splits(config, test_split):
-  """(train source `config.input.split` in the training view, test source in the evaluation
-  view, number of classes); both must be labelled."""
+def splits(config, section):
+  """(train source `config.input.split` in the training view, test source
+  `config[section].test_split` in the evaluation view, number of classes); both must be
+  labelled."""
   train_source = sources.get_source(config.input, config.input.split)
-  test_source = sources.get_source(config.input, test_split, "eval")
+  test_source = sources.get_source(config.input, config[section].test_split, "eval",
+                                   f"{section}.test_split")
   for source in (train_source, test_source):
     sources.require_labels(source, f"a {config.protocol} run")
   return train_source, test_source, max(train_source.num_classes, test_source.num_classes)
@@ -32,6 +34,8 @@ def base_record(config, encoder, feature, train_source, test_source):
 
 def write(workdir, record):
   """Writes `record` as `workdir/results.json` (process 0 only)."""
-  if jax.process_index() == 0:
-    with open(os.path.join(workdir, "results.json"), "w", encoding="utf-8") as f:
+  if jax.process_index() == 0:  # whole or not at all: a kill mid-write keeps the old file
+    path = os.path.join(workdir, "results.json")
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
       json.dump(record, f, indent=1)
+    os.replace(path + ".tmp", path)

@@ -218,6 +218,14 @@ def validate(config):
     spec = vit.spec_from_config(config.model)
   except ValueError as e:
     raise ConfigError(f"model.variant: {e}") from None
+  for name in ("width", "depth", "num_heads", "mlp_dim", "patch_size"):
+    if spec[name] < 1:
+      where = (f"model.{name}" if config.model.get(name) is not None else
+               f"model.variant={config.model.variant!r} (its {name})")
+      raise ConfigError(f"{where} is {spec[name]}: a ViT needs {name} >= 1")
+  if config.mae.decoder_depth < 1:
+    raise ConfigError(f"mae.decoder_depth={config.mae.decoder_depth} is invalid: use at least "
+                      "1 block (the paper's ablation spans 1 to 12; 8 is its default)")
   size, patch = config.input.image_size, spec["patch_size"]
   if spec["width"] % spec["num_heads"]:
     raise ConfigError(f"model width {spec['width']} is not divisible by num_heads "

@@ -120,7 +120,7 @@ def objective(config, model, num_classes, size):
 
 
 def plan(config, mesh):
-  train_source, test_source, num_classes = run_record.splits(config, config.finetune.test_split)
+  train_source, test_source, num_classes = run_record.splits(config, "finetune")
   test_images, test_labels = sources.labelled_arrays(test_source)
   pre_config, encoder_params, description = _pretraining(config, sharding.replicated(mesh))
   size, batch_size = config.input.image_size, config.input.batch_size

@@ -31,7 +31,7 @@ class _NoBatches:
 
 
 def plan(config, mesh):
-  train_source, test_source, num_classes = run_record.splits(config, config.probe.test_split)
+  train_source, test_source, num_classes = run_record.splits(config, "probe")
   train = sources.labelled_arrays(sources.eval_source(train_source, config.input))
   test = sources.labelled_arrays(test_source)
   featurizer, encode = linear_probe.frozen_features(config, mesh, train[0])

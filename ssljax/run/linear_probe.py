@@ -54,7 +54,8 @@ def frozen_features(config, mesh, train_images):
 
 
 def plan(config, mesh):
-  train_source, test_source, num_classes = run_record.splits(config, config.probe.test_split)
+  train_source, test_source, num_classes = run_record.splits(config, "probe")
+  pipeline.check_batch_fits(config.input.batch_size, train_source)  # before the features
   train_images, train_labels = sources.labelled_arrays(
       sources.eval_source(train_source, config.input))
   test_images, test_labels = sources.labelled_arrays(test_source)

@@ -8,6 +8,7 @@ SIGTERM saves at the next step and stops (exit 3 in `main`), non-finite steps sk
 counted with too many in a row stopping the run, progress with img/s and MFU, evaluators at
 their cadence and at the end, checkpoints, and one summary.
 """
+import contextlib
 import logging
 import os
 import time
@@ -63,21 +64,52 @@ def _divergence_fix(config):
   return f"lower {lr_field} (or lengthen the warm-up) and restart"
 
 
+# What an evaluation run's checkpoint was trained on: resuming it on another encoder would
+# report the new encoder with a head (or fine-tuned weights) of the old one.
+ENCODER_FIELDS = ("init_from", "baseline", "encoder_config")
+
+
+def _check_config_changes(ckpt, step, config):
+  """Warns of every field changed since `step` was saved; raises on a changed encoder."""
+  changes = [c for c in ckpt.config_changes(step, config.to_json())
+             if not c.startswith("resume_with_changed_encoder:")]
+  encoder = [c for c in changes if c.split(":")[0] in ENCODER_FIELDS]
+  if encoder and not config.get("resume_with_changed_encoder"):
+    raise ConfigError(f"the checkpoint in {ckpt.directory} (step {step}) was trained on another "
+                      f"encoder ({'; '.join(encoder)}): pass a new --workdir, or "
+                      "--config.resume_with_changed_encoder=true to continue it anyway")
+  if changes:
+    log.warning("resuming step %d under a changed config: %s", step, "; ".join(changes))
+
+
 def run(run_type, config, workdir, *, devices=None):
   """Runs `config` as `run_type` in `workdir` (resuming what is there); returns the summary.
 
   The workdir is locked for the run (`runtime.workdir_lock`): a second run on it stops at once.
+  A stop notice (SIGTERM, Ctrl-C) saves at the next step while unsaved steps run and raises
+  `preemption.Preempted` anywhere else (`runtime.preemption`).
   """
   start_time = time.time()
-  run_type.validate(config)
-  check_writable(workdir)
-  with workdir_lock.held(workdir):
-    return _run(run_type, config, workdir, devices, start_time)
+  with preemption.Watch() as watch:
+    run_type.validate(config)
+    check_writable(workdir)
+    with workdir_lock.held(workdir):
+      return _run(run_type, config, workdir, devices, start_time, watch)
 
 
-def _run(run_type, config, workdir, devices, start_time):
+def _run(run_type, config, workdir, devices, start_time, watch):
+  with contextlib.ExitStack() as release:
+    summary, state, plan, step_metrics = _train(run_type, config, workdir, devices, watch,
+                                                release)
+  return _summarize(summary, state, plan, step_metrics, workdir, start_time)
+
+
+def _train(run_type, config, workdir, devices, watch, release):
+  """Setup to the last step and its evaluations; (summary so far, state, plan, last step's
+  metrics). What it opens is closed by `release` (an ExitStack) however it ends."""
   # ----------------------------------------------------------------- setup
   writer = metrics.Writer(workdir)
+  release.callback(writer.close)
 
   # ----------------------------------------------------------------- mesh
   mesh_config = config.get("mesh") or {}
@@ -87,6 +119,7 @@ def _run(run_type, config, workdir, devices, start_time):
 
   # ----------------------------------------------------------------- plan
   plan = run_type.plan(config, mesh)
+  release.callback(plan.data.close)
   schedule, total_steps = plan.schedule, plan.schedule.total_steps
   log.info("%s: %s; data %s, %d examples, %d steps/epoch, %d steps", plan.name,
            plan.description, getattr(plan.source, "name", "?"), len(plan.source),
@@ -113,15 +146,22 @@ def _run(run_type, config, workdir, devices, start_time):
   distributed.barrier("ssljax: before the first collective")
   ckpt = checkpoint.Checkpointer(workdir, keep=config.keep_checkpoints,
                                  async_save=config.checkpoint_async)
+  release.callback(ckpt.close)
   restored = ckpt.restore_latest(abstract_state, state_shardings, config.to_json())
   if restored is not None:
     latest, state, data_state = restored
+    _check_config_changes(ckpt, latest, config)
+    writer.resumed(latest)
     plan.data.set_state(data_state)
     log.info("resumed from %s at step %d", ckpt.directory, latest)
   else:
     latest = None
     state = jax.device_put(plan.start(init_fn(init_key)), state_shardings)
   first_step = int(state.step)
+  if first_step > total_steps:
+    raise ConfigError(f"the checkpoint in {ckpt.directory} is at step {first_step}, past this "
+                      f"run's {total_steps} steps: set total_steps (or total_epochs) to at "
+                      f"least its length to evaluate it, or pass a new --workdir")
 
   # ----------------------------------------------------------------- step
   if first_step < total_steps:  # a finished or evaluation-only run has no step to compile
@@ -135,7 +175,7 @@ def _run(run_type, config, workdir, devices, start_time):
   # ----------------------------------------------------------------- evals
   summary = {"workdir": os.path.abspath(workdir), "metrics_file": writer.jsonl_path,
              "tensorboard_dir": writer.tensorboard_dir, "figures": [], "evals": {},
-             "preempted": False, "final_loss": None}
+             "preempted": False, "stop_signal": None, "final_loss": None}
 
   def run_evals(step, variables, which, prefix=""):
     for name, evaluator in plan.evaluators.items():
@@ -162,64 +202,67 @@ def _run(run_type, config, workdir, devices, start_time):
   # ----------------------------------------------------------------- loop
   progress = metrics.Progress(total_steps, plan.batch_size)
   step_metrics, evaluated_last = None, False
-  try:
-    with preemption.Watch() as watch:
-      for step in range(first_step + 1, total_steps + 1):
-        batch = sharding.global_batch(next(plan.data), mesh)
-        state, step_metrics = train_step(state, plan.frozen, batch)
-        if step == first_step + 1:
-          jax.block_until_ready(step_metrics)
-          progress.start(step)  # excludes compilation from img/s
-        is_last = step == total_steps
-        preempted = watch.reached(step) and not is_last
-        will_save = is_last or preempted or step % schedule.checkpoint_every_steps == 0
-        if step % config.log_every_steps == 0 or will_save:
-          values = {k: float(v) for k, v in jax.device_get(step_metrics).items()}
-          summary["final_loss"] = values["loss"]
-          nonfinite.check(values, config.max_consecutive_skips, step, f"{plan.name} loss", ckpt,
-                          _divergence_fix(config))
-          if values["consecutive_skips"]:
-            log.warning("step %d: non-finite loss %s / grad norm %s, update skipped (%d in a "
-                        "row, %d in all)", step, values["loss"], values["grad_norm"],
-                        values["consecutive_skips"], values["skipped_steps"])
-          if step % config.log_every_steps == 0 or is_last:
-            if hasattr(plan.source, "skipped_files"):  # undecodable images replaced so far
-              values["skipped_images"] = len(plan.source.skipped_files)
-            if step > first_step + 1:
-              line, values["img_per_s"] = progress.line(step, {"loss": values["loss"]})
-              if plan.flops_per_example:
-                values["tflops_per_s"], utilisation = flops.mfu(
-                    values["img_per_s"], plan.flops_per_example, list(mesh.devices.flat))
-                line += f" TFLOP/s {values['tflops_per_s']:.3g}"
-                if utilisation is not None:
-                  values["mfu"] = utilisation
-                  line += f" MFU {utilisation:.1%}"
-              log.info(line)
-            writer.scalars(step, values)
-        if will_save:
-          ckpt.save(step, state, plan.data.get_state(), config.to_json())
-        if preempted:
-          ckpt.wait()
-          summary["preempted"] = True
-          log.warning("preemption notice: saved step %d in %s and stopped", step, ckpt.directory)
-          break
-        run_evals(step, plan.eval_variables(state), lambda e, s=step, last=is_last: (
-            last or bool(e.every_steps and s % e.every_steps == 0)))
-        evaluated_last = is_last
-    if not summary["preempted"] and not evaluated_last:
-      # Finished before this process started (or an evaluation-only run): evaluate the state.
-      run_evals(int(state.step), plan.eval_variables(state), lambda e: True)
-  finally:
-    plan.data.close()
-    ckpt.close()
-    writer.close()
+  if first_step < total_steps:
+    watch.defer()  # steps not yet saved: a stop notice saves at the next step
+  for step in range(first_step + 1, total_steps + 1):
+    batch = sharding.global_batch(next(plan.data), mesh)
+    state, step_metrics = train_step(state, plan.frozen, batch)
+    if step == first_step + 1:
+      jax.block_until_ready(step_metrics)
+      progress.start(step)  # excludes compilation from img/s
+    is_last = step == total_steps
+    preempted = watch.reached(step) and not is_last
+    will_save = is_last or preempted or step % schedule.checkpoint_every_steps == 0
+    if step % config.log_every_steps == 0 or will_save:
+      values = {k: float(v) for k, v in jax.device_get(step_metrics).items()}
+      summary["final_loss"] = values["loss"]
+      nonfinite.check(values, config.max_consecutive_skips, step, f"{plan.name} loss", ckpt,
+                      _divergence_fix(config))
+      if values["consecutive_skips"]:
+        log.warning("step %d: non-finite loss %s / grad norm %s, update skipped (%d in a "
+                    "row, %d in all)", step, values["loss"], values["grad_norm"],
+                    values["consecutive_skips"], values["skipped_steps"])
+      if step % config.log_every_steps == 0 or is_last:
+        if hasattr(plan.source, "skipped_files"):  # undecodable images replaced so far
+          values["skipped_images"] = len(plan.source.skipped_files)
+        if step > first_step + 1:
+          line, values["img_per_s"] = progress.line(step, {"loss": values["loss"]})
+          if plan.flops_per_example:
+            values["tflops_per_s"], utilisation = flops.mfu(
+                values["img_per_s"], plan.flops_per_example, list(mesh.devices.flat))
+            line += f" TFLOP/s {values['tflops_per_s']:.3g}"
+            if utilisation is not None:
+              values["mfu"] = utilisation
+              line += f" MFU {utilisation:.1%}"
+          log.info(line)
+        writer.scalars(step, values)
+    if will_save:
+      ckpt.save(step, state, plan.data.get_state(), config.to_json())
+    if preempted:
+      ckpt.wait()
+      summary["preempted"], summary["stop_signal"] = True, watch.received
+      log.warning("preemption notice: saved step %d in %s and stopped", step, ckpt.directory)
+      break
+    if is_last:
+      watch.immediate()  # every step is saved (closing the checkpointer finishes the write)
+    run_evals(step, plan.eval_variables(state), lambda e, s=step, last=is_last: (
+        last or bool(e.every_steps and s % e.every_steps == 0)))
+    evaluated_last = is_last
+  if not summary["preempted"] and not evaluated_last:
+    # Finished before this process started (or an evaluation-only run): evaluate the state.
+    run_evals(int(state.step), plan.eval_variables(state), lambda e: True)
+  return summary, state, plan, step_metrics
 
+
+def _summarize(summary, state, plan, step_metrics, workdir, start_time):
   # ----------------------------------------------------------------- summary
+  schedule, total_steps = plan.schedule, plan.schedule.total_steps
   summary.update(step=int(state.step), total_steps=total_steps,
                  skipped_images=sorted(getattr(plan.source, "skipped_files", ())),
                  wall_time_s=time.time() - start_time)
   if step_metrics is None and total_steps:
-    log.info("nothing to do: the checkpoint in %s is already at step %d", workdir, total_steps)
+    log.info("nothing to do: the checkpoint in %s is already at the last step, %d", workdir,
+             total_steps)
   if plan.record is not None and not summary["preempted"]:
     record = dict(plan.record, **plan.result(summary["evals"]),
                   epochs=total_steps / schedule.steps_per_epoch, steps=total_steps,

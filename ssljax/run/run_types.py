@@ -1,5 +1,8 @@
 """Which run type a config runs, and running it: pre-training configs have a `method`,
 evaluation configs a `protocol` (linear_probe, knn, finetune)."""
+import os
+
+from ssljax.errors import ConfigError
 from ssljax.run import finetune, knn, linear_probe, loop, pretrain
 
 RUN_TYPES = {"pretrain": pretrain, "linear_probe": linear_probe, "knn": knn,
@@ -21,4 +24,22 @@ def run(config, workdir, *, devices=None):
   """Runs `config` in `workdir` through the loop (resuming what is there); returns the summary
   `main` prints: step, total_steps, final_loss, evals, figures, wall_time_s, preempted, and for
   evaluation runs the `record` written to results.json."""
+  _check_workdir_is_not_the_encoders(config, workdir)
   return loop.run(for_config(config), config, workdir, devices=devices)
+
+
+def _check_workdir_is_not_the_encoders(config, workdir):
+  """An evaluation run writes its own checkpoints, metrics and results.json: in the
+  pre-training workdir it evaluates they would mix with (or replace) the pre-training's."""
+  init_from = config.get("init_from")
+  if not init_from or "://" in workdir:
+    return
+  encoder_dir = os.path.abspath(os.path.expanduser(init_from))
+  if os.path.basename(encoder_dir).isdigit():  # checkpoints/N
+    encoder_dir = os.path.dirname(encoder_dir)
+  if os.path.basename(encoder_dir) == "checkpoints":
+    encoder_dir = os.path.dirname(encoder_dir)
+  if os.path.abspath(workdir) == encoder_dir:
+    raise ConfigError(f"--workdir={workdir} is the workdir of init_from={init_from}: this "
+                      f"{config.protocol} run would write its own checkpoints and results "
+                      "among the pre-training's; pass a new --workdir")

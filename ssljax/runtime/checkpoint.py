@@ -1,11 +1,13 @@
 """Orbax checkpoints in `workdir/checkpoints`: async, keep the newest N, auto-resume.
 
 A checkpoint holds the train state (params, optimizer state, step, method state), the data
-iterator's position, and the config as JSON. Restores use abstract targets with the current
+iterator's position, the config as JSON, and a checksum of every state array
+(`runtime.checksums`), verified on restore. Restores use abstract targets with the current
 mesh's shardings, so a checkpoint written on 8 devices restores on 1 and vice versa.
 
 Resuming takes the newest readable checkpoint. Half-written ones (orbax's tmp directories)
-are never listed; a finalised one whose files are damaged is moved to
+are never listed; a finalised one whose files are damaged (unreadable, or read back with data
+that does not match its checksums) is moved to
 `workdir/checkpoints_unreadable/` with a warning and the previous one is used; one whose
 arrays do not fit the current config is an error naming the first mismatching array.
 """
@@ -15,12 +17,14 @@ import logging
 import os
 import shutil
 
+from etils import epath
 import jax
 from jax.experimental import multihost_utils
 import orbax.checkpoint as ocp
 
 from ssljax.config import loading
 from ssljax.errors import UserError
+from ssljax.runtime import checksums
 
 log = logging.getLogger(__name__)
 
@@ -34,17 +38,10 @@ def directory_of(workdir):
   return os.path.join(os.path.abspath(workdir), "checkpoints")
 
 
-def _key_name(key):
-  for attribute in ("key", "name", "idx"):
-    if hasattr(key, attribute):
-      return str(getattr(key, attribute))
-  return str(key)
-
-
 def _abstract_shapes(tree):
   """{"/params/encoder/...": shape} of a pytree of arrays or ShapeDtypeStructs."""
   leaves, _ = jax.tree_util.tree_flatten_with_path(tree)
-  return {"/" + "/".join(_key_name(k) for k in path): tuple(leaf.shape) for path, leaf in leaves}
+  return {checksums.path_name(path): tuple(leaf.shape) for path, leaf in leaves}
 
 
 def _saved_shapes(tree, prefix=""):
@@ -75,6 +72,10 @@ def describe_mismatch(saved, expected):
   return None
 
 
+class DamagedCheckpoint(Exception):
+  """A checkpoint read back with data that differs from what was saved (bit rot)."""
+
+
 class CheckpointWriteError(UserError):
   """A checkpoint could not be written (disk full, permissions); earlier ones are kept."""
 
@@ -101,7 +102,8 @@ class Checkpointer:
         self.directory, options=options,
         item_handlers={"state": ocp.StandardCheckpointHandler(),
                        "data": ocp.JsonCheckpointHandler(),
-                       "config": ocp.JsonCheckpointHandler()})
+                       "config": ocp.JsonCheckpointHandler(),
+                       "checksums": ocp.JsonCheckpointHandler()})
 
   def latest_step(self):
     return self._manager.latest_step()
@@ -136,23 +138,35 @@ class Checkpointer:
     """
     try:
       self.wait()
+      sums = checksums.record(state)
       self._pending_step = step
       self._manager.save(step, force=True, args=ocp.args.Composite(
           state=ocp.args.StandardSave(state),
           data=ocp.args.JsonSave(data_state),
-          config=ocp.args.JsonSave({"config": config_json})))
+          config=ocp.args.JsonSave({"config": config_json}),
+          checksums=ocp.args.JsonSave(sums)))
     except CheckpointWriteError:
       raise
     except Exception as e:  # pylint: disable=broad-except  # OS and tensorstore errors
       raise self._write_failed(e) from e
 
   def restore(self, step, abstract_state, shardings):
-    """(state, data_state) of `step`, placed with `shardings`."""
+    """(state, data_state) of `step`, placed with `shardings`.
+
+    Raises DamagedCheckpoint when an array does not match the checksum saved with it.
+    """
     target = jax.tree.map(
         lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
         abstract_state, shardings)
-    restored = self._manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(target), data=ocp.args.JsonRestore()))
+    items = dict(state=ocp.args.StandardRestore(target), data=ocp.args.JsonRestore())
+    has_checksums = (epath.Path(self.directory) / str(step) / "checksums").exists()
+    if has_checksums:  # checkpoints of ssljax before checksums have none
+      items["checksums"] = ocp.args.JsonRestore()
+    restored = self._manager.restore(step, args=ocp.args.Composite(**items))
+    if has_checksums:
+      mismatch = checksums.first_mismatch(restored.checksums, checksums.of(restored.state))
+      if mismatch:
+        raise DamagedCheckpoint(mismatch)
     return restored.state, restored.data
 
   def saved_config(self, step):
@@ -164,14 +178,18 @@ class Checkpointer:
     except Exception:  # pylint: disable=broad-except  # only used to explain a mismatch
       return None
 
-  def _config_changes(self, step, config_json):
+  def config_changes(self, step, config_json):
+    """["model.width: 64 -> 32", ...]: how `config_json` differs from the config saved with
+    `step`, the fields that shape the state first (model, method, the method's section)."""
     saved = self.saved_config(step)
     if saved is None or config_json is None:
-      return ""
-    # The fields that shape the state first: model, method and the method's section.
+      return []
     method = saved.get("method", "")
-    changes = sorted(loading.changed_fields(saved, json.loads(config_json)),
-                     key=lambda c: not c.startswith(("model.", "method:", f"{method}.")))
+    return sorted(loading.changed_fields(saved, json.loads(config_json)),
+                  key=lambda c: not c.startswith(("model.", "method:", f"{method}.")))
+
+  def _config_changes(self, step, config_json):
+    changes = self.config_changes(step, config_json)
     if not changes:
       return ""
     more = f" and {len(changes) - 3} more" if len(changes) > 3 else ""

@@ -1,6 +1,7 @@
 """Logging for the command-line entry points (`ssljax.main`, `ssljax.convert`)."""
 import logging
 import sys
+import threading
 
 
 class _NoItemMetadataWarning(logging.Filter):
@@ -12,10 +13,51 @@ class _NoItemMetadataWarning(logging.Filter):
     return not record.getMessage().startswith("Metadata file does not exist")
 
 
-def setup():
+class _NoOrbaxErrorTracebacks(logging.Filter):
+  """Drops orbax's ERROR records (a failed async write logs one traceback per thread and
+  operation, hundreds of lines): every such failure reaches ssljax as an exception that ends
+  in one line (`CheckpointWriteError`, a damaged checkpoint set aside)."""
+
+  def filter(self, record):
+    return not (record.levelno >= logging.ERROR and "orbax" in record.pathname)
+
+
+def _one_line_thread_errors(quiet_types):
+  """threading.excepthook printing one line per distinct error instead of a traceback: library
+  threads (orbax's savers, TensorBoard's writer) that die after a full disk or a closed event
+  loop report the same failure to the main thread, which ends the run with one line."""
+  seen = set()
+
+  def hook(args):
+    if args.exc_type is SystemExit:
+      return
+    line = f"{args.exc_type.__name__}: {(str(args.exc_value).splitlines() or [''])[0][:200]}"
+    if issubclass(args.exc_type, quiet_types) or line in seen:
+      return
+    seen.add(line)
+    name = args.thread.name if args.thread is not None else "?"
+    print(f"ssljax: background thread {name} failed ({line})", file=sys.stderr)
+
+  return hook
+
+
+def setup(verbose=False):
   """ssljax's own lines at INFO in a short format; other libraries' (orbax logs every file it
-  writes) only from WARNING."""
+  writes) only from WARNING. Unless `verbose`, orbax's error tracebacks are left out and a
+  failing library thread prints one line."""
   logging.getLogger().setLevel(logging.WARNING)
+  if not verbose:
+    logging.getLogger("absl").addFilter(_NoOrbaxErrorTracebacks())
+    # "Event loop is closed": orbax's threads calling into the loop a failed save shut down
+    threading.excepthook = _one_line_thread_errors(quiet_types=(RuntimeError,))
+    previous = sys.unraisablehook
+
+    def unraisable(args):  # tensorstore's callbacks into that closed loop
+      if not (isinstance(args.exc_value, RuntimeError) and "loop is closed" in str(
+          args.exc_value)):
+        previous(args)
+
+    sys.unraisablehook = unraisable
   # orbax's failed async writes also surface as "Task exception was never retrieved" at exit;
   # the trainer reports them (CheckpointWriteError) in one line instead.
   logging.getLogger("asyncio").setLevel(logging.CRITICAL)

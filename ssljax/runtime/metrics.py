@@ -3,8 +3,10 @@
 TensorBoard events are written with the `tensorboard` package's own writer and protos (clu's
 writers import TensorFlow). Only process 0 writes.
 """
+import contextlib
 import io
 import json
+import logging
 import os
 import time
 
@@ -15,12 +17,25 @@ from tensorboard.compat.proto.event_pb2 import Event
 from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
+from ssljax.errors import UserError
+
 
 def png_bytes(image):
   """uint8 [H, W, 3] -> PNG file contents."""
   buffer = io.BytesIO()
   Image.fromarray(np.asarray(image, np.uint8)).save(buffer, format="PNG")
   return buffer.getvalue()
+
+
+@contextlib.contextmanager
+def _reporting_write_errors(path):
+  """A full disk or lost permissions while writing metrics: one line, not a traceback (the
+  run's checkpoints are untouched; a rerun resumes from the last one)."""
+  try:
+    yield
+  except OSError as e:
+    raise UserError(f"writing {path} failed ({e.strerror or e}): free space or fix permissions "
+                    "there and rerun, which resumes from the last checkpoint") from e
 
 
 class Writer:
@@ -32,18 +47,32 @@ class Writer:
     self.tensorboard_dir = os.path.join(workdir, "tensorboard")
     self.figures_dir = os.path.join(workdir, "figures")
     if self.enabled:
-      os.makedirs(self.tensorboard_dir, exist_ok=True)
-      self._events = EventFileWriter(self.tensorboard_dir)
-      self._jsonl = open(self.jsonl_path, "a", encoding="utf-8")
+      with _reporting_write_errors(workdir):
+        os.makedirs(self.tensorboard_dir, exist_ok=True)
+        self._events = EventFileWriter(self.tensorboard_dir)
+        self._jsonl = open(self.jsonl_path, "a", encoding="utf-8")
+        if self._jsonl.tell() and not _ends_with_newline(self.jsonl_path):
+          self._jsonl.write("\n")  # a kill mid-line left a partial record: start a new line
+
+  def _append(self, row):
+    with _reporting_write_errors(self.jsonl_path):
+      self._jsonl.write(json.dumps(row) + "\n")
+      self._jsonl.flush()
+
+  def resumed(self, step):
+    """Marks that the run resumed from the checkpoint of `step`: rows of later steps written
+    before are superseded (`curve`)."""
+    if self.enabled:
+      self._append({"step": int(step), RESUMED: int(step)})
 
   def scalars(self, step, values):
     if not self.enabled:
       return
     values = {k: float(v) for k, v in values.items()}
-    self._jsonl.write(json.dumps({"step": int(step), **values}) + "\n")
-    self._jsonl.flush()
+    self._append({"step": int(step), **values})
     summary = Summary(value=[Summary.Value(tag=k, simple_value=v) for k, v in values.items()])
-    self._events.add_event(Event(wall_time=time.time(), step=int(step), summary=summary))
+    with _reporting_write_errors(self.tensorboard_dir):
+      self._events.add_event(Event(wall_time=time.time(), step=int(step), summary=summary))
 
   def image(self, step, name, image):
     """Writes uint8 [H, W, 3] `image`; returns the PNG path (None on other processes)."""
@@ -53,23 +82,61 @@ class Writer:
     h, w = np.asarray(image).shape[:2]
     summary = Summary(value=[Summary.Value(tag=name, image=Summary.Image(
         height=h, width=w, colorspace=3, encoded_image_string=data))])
-    self._events.add_event(Event(wall_time=time.time(), step=int(step), summary=summary))
-    os.makedirs(self.figures_dir, exist_ok=True)
     path = os.path.join(self.figures_dir, f"{name.replace('/', '_')}_step{int(step):07d}.png")
-    with open(path, "wb") as f:
-      f.write(data)
+    with _reporting_write_errors(path):
+      self._events.add_event(Event(wall_time=time.time(), step=int(step), summary=summary))
+      os.makedirs(self.figures_dir, exist_ok=True)
+      with open(path, "wb") as f:
+        f.write(data)
     return path
 
   def close(self):
+    """Closes the files; every row is already flushed, so a failure here (the disk that
+    stopped a write) loses nothing and does not hide the error being reported."""
     if self.enabled:
-      self._events.close()
-      self._jsonl.close()
+      for f in (self._events, self._jsonl):
+        try:
+          f.close()
+        except OSError as e:
+          logging.getLogger(__name__).warning("closing %s: %s", self.jsonl_path, e)
+
+
+RESUMED = "resumed_from_step"  # the key of `Writer.resumed`'s marker rows
+
+
+def _ends_with_newline(path):
+  with open(path, "rb") as f:
+    f.seek(-1, os.SEEK_END)
+    return f.read(1) == b"\n"
 
 
 def read_jsonl(path):
-  """All records of a metrics.jsonl file, in order."""
-  with open(path, encoding="utf-8") as f:
-    return [json.loads(line) for line in f if line.strip()]
+  """All records of a metrics.jsonl file, in order (a resumed run repeats steps: `curve`).
+  A line that is not a JSON record (what a kill mid-write leaves) is left out."""
+  rows = []
+  with open(path, encoding="utf-8", errors="replace") as f:
+    for line in f:
+      try:
+        row = json.loads(line)
+      except ValueError:
+        continue
+      if isinstance(row, dict) and isinstance(row.get("step"), int):
+        rows.append(row)
+  return rows
+
+
+def curve(rows):
+  """One record per step, in step order, as the run's final history: at a resume marker
+  (`Writer.resumed`) the rows of later steps, which the resumed run recomputes, are dropped,
+  and a step's rows written twice (a baseline evaluated again at every start) merge, the newer
+  value winning."""
+  by_step = {}
+  for row in rows:
+    if RESUMED in row:
+      by_step = {s: r for s, r in by_step.items() if s <= row[RESUMED]}
+      continue
+    by_step.setdefault(row["step"], {}).update(row)
+  return [by_step[s] for s in sorted(by_step)]
 
 
 def format_duration(seconds):

@@ -4,7 +4,8 @@
 directory, or one step directory `checkpoints/N`. What is loaded: the pre-training config saved
 with the checkpoint (it says which method and model to build) and the model variables
 (`params` and non-trainable collections such as BatchNorm statistics); the optimizer state and
-the decoder/projector are read but only the method's `encode` uses what it needs.
+the decoder/projector are read but only the method's `encode` uses what it needs. Arrays are
+verified against the checksums saved with them (`runtime.checksums`).
 """
 import json
 import os
@@ -14,6 +15,7 @@ import ml_collections
 import orbax.checkpoint as ocp
 
 from ssljax.errors import UserError
+from ssljax.runtime import checksums
 
 
 def _step_directory(path):
@@ -41,17 +43,30 @@ def load(init_from, sharding):
   try:
     with ocp.Checkpointer(ocp.JsonCheckpointHandler()) as reader:
       saved_config = json.loads(reader.restore(os.path.join(step_dir, "config"))["config"])
+    if not saved_config.get("method"):  # an evaluation run's own checkpoint
+      encoder = saved_config.get("init_from") or saved_config.get("baseline") or "?"
+      raise UserError(f"init_from={init_from} is a {saved_config.get('protocol', 'evaluation')} "
+                      f"run's workdir, not a pre-training one: pass the pre-training workdir "
+                      f"it evaluated (its init_from, {encoder})")
     with ocp.StandardCheckpointer() as reader:
       metadata = reader.metadata(os.path.join(step_dir, "state")).item_metadata.tree
       target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=sharding),
                             metadata)
       state = reader.restore(os.path.join(step_dir, "state"), target)  # the whole train state
+    saved_sums = None
+    if os.path.isdir(os.path.join(step_dir, "checksums")):  # checkpoints since checksums
+      with ocp.Checkpointer(ocp.JsonCheckpointHandler()) as reader:
+        saved_sums = reader.restore(os.path.join(step_dir, "checksums"))
   except UserError:
     raise
   except Exception as e:  # pylint: disable=broad-except  # damaged files fail many ways
     raise UserError(f"init_from checkpoint {step_dir} cannot be read ({type(e).__name__}: "
                     f"{str(e).splitlines()[0][:200] if str(e) else ''}): pass another "
                     "checkpoint") from e
+  mismatch = checksums.first_mismatch(saved_sums, checksums.of(state))
+  if mismatch:
+    raise UserError(f"init_from checkpoint {step_dir} is damaged ({mismatch}): pass another "
+                    f"checkpoint, e.g. an earlier step in {os.path.dirname(step_dir)}")
   config = ml_collections.ConfigDict(saved_config)
   config.lock()
   return config, {"params": state["params"], **(state.get("model_state") or {})}, step_dir

@@ -10,6 +10,7 @@ neither count changes a batch. The iterator's state is the index of the next bat
 with checkpoints.
 """
 import os
+import signal
 import sys
 
 from absl import flags
@@ -68,6 +69,15 @@ def default_workers(source, num_workers=None):
   return 0 if isinstance(source, sources.ArraySource) else os.cpu_count() or 1
 
 
+def _ignore_stop_signals(worker_index, worker_count):
+  """In each decoding worker: SIGTERM and Ctrl-C are the main process's to act on (it saves at
+  the next step, which needs these workers, then closes them). Schedulers and terminals send
+  them to every process of the job."""
+  del worker_index, worker_count
+  signal.signal(signal.SIGTERM, signal.SIG_IGN)
+  signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 class TrainIterator:
   """Endless iterator of this host's batches {"image": uint8 [b, H, W, 3], "label": [b], and
   "extent": [b, 2] for canvases}; `get_state`/`set_state` for checkpoints.
@@ -99,7 +109,8 @@ class TrainIterator:
       if not flags.FLAGS.is_parsed():  # grain reads absl flags; scripts may not parse them
         flags.FLAGS.mark_as_parsed()
       dataset = dataset.mp_prefetch(grain.MultiprocessingOptions(
-          num_workers=self._workers, per_worker_buffer_size=2))
+          num_workers=self._workers, per_worker_buffer_size=2),
+                                    worker_init_fn=_ignore_stop_signals)
     self._iterator = iter(dataset)
 
   def __next__(self):

@@ -116,14 +116,15 @@ def parse_flags(argv):
 
 
 def _config_path(argv):
-  spec = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), "?")
-  return os.path.abspath(spec.split(":")[0])
+  """The config file's path as given in `--config=path.py:arg`."""
+  return next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")),
+              "?").split(":")[0]
 
 
 def _config_file_error(error, argv):
   """The exception raised by the config file's own code (or its missing get_config) in the
   chain of `error`; None for flag errors and ssljax's UserErrors (already one line)."""
-  path = _config_path(argv)
+  path = os.path.abspath(_config_path(argv))
   cause = error
   while cause is not None:
     if isinstance(cause, UserError):
@@ -143,8 +144,7 @@ def _config_file_error(error, argv):
 def config_file_error_line(error, argv):
   """One line for a config file that fails while it loads: no get_config, or an exception
   (a syntax error included) inside it, named with the file and line."""
-  path = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")),
-              "?").split(":")[0]
+  path = _config_path(argv)
   if isinstance(error, AttributeError) and "get_config" in str(error):
     return (f"config file {path} has no get_config: define get_config(arg=None) returning an "
             "ml_collections.ConfigDict")
@@ -152,7 +152,7 @@ def config_file_error_line(error, argv):
     line, message = error.lineno, error.msg
   else:
     frames = [f for f in traceback.extract_tb(error.__traceback__)
-              if os.path.abspath(f.filename) == _config_path(argv)]
+              if os.path.abspath(f.filename) == os.path.abspath(path)]
     line = frames[-1].lineno if frames else None
     message = (str(error).splitlines() or [""])[0]
   at = f", line {line}" if line else ""

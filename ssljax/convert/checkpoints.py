@@ -6,7 +6,8 @@ Which parts of a method's variables have a PyTorch layout (`model_parts`):
   simsiam, simclr, moco, byol, swav
            backbone: torchvision ResNet, or a timm ViT (MoCo v3)
 Parts a file lacks keep their random init (reported); file keys nothing reads (a classifier
-`fc`/`head`, SimSiam's projector in `fc`) are reported as ignored.
+`fc`/`head`, SimSiam's projector in `fc`, the method's other parts such as SimSiam's
+`predictor.*` or MoCo's `encoder_k.*` and `queue`) are reported as ignored.
 
 Position embeddings: ssljax's are the fixed 2-D sin-cos ones of the MAE release, computed for
 the grid of the config's image size. An imported `pos_embed` is checked to be that embedding
@@ -98,7 +99,7 @@ def import_file(source, config, workdir):
   checkpoints_dir = os.path.join(os.path.abspath(workdir), "checkpoints")
   if os.path.exists(checkpoints_dir):
     raise UserError(f"--workdir={workdir} already holds checkpoints: pass a new --workdir")
-  state_dict = torch_files.read(source)
+  state_dict, other_parts = torch_files.read(source)
   variables = _fresh_variables(config)
   used, random_init = set(), []
   for name, key_fn, required in parts:
@@ -123,7 +124,7 @@ def import_file(source, config, workdir):
     if key_fn is layouts.vit_key and pos_key in state_dict:
       _check_pos_embed(source, pos_key, state_dict[pos_key])
       used.add(pos_key)
-  ignored = sorted(k for k in state_dict
+  ignored = sorted(k for k in list(state_dict) + other_parts
                    if k not in used and not k.endswith("num_batches_tracked"))
   step_dir = os.path.join(checkpoints_dir, "0")
   _write(step_dir, config, variables)

@@ -26,18 +26,21 @@ def _torch():
 
 
 def _strip_prefixes(state_dict):
-  """Drops DistributedDataParallel's "module." and keeps the encoder of a method's wrapper
-  (SimSiam's `encoder.*` beside `predictor.*`, MoCo's `encoder_q.*` beside `encoder_k.*`)."""
+  """(the encoder's state dict, the keys left out): drops DistributedDataParallel's "module."
+  and keeps the encoder of a method's wrapper (SimSiam's `encoder.*` beside `predictor.*`,
+  MoCo's `encoder_q.*` beside `encoder_k.*` and `queue`), whose other keys are left out."""
   if all(k.startswith("module.") for k in state_dict):
     state_dict = {k.removeprefix("module."): v for k, v in state_dict.items()}
   for prefix in ENCODER_PREFIXES:
     if any(k.startswith(prefix) for k in state_dict):
-      return {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
-  return state_dict
+      return ({k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)},
+              sorted(k for k in state_dict if not k.startswith(prefix)))
+  return state_dict, []
 
 
 def read(path):
-  """A .pth file -> {key: numpy array}, unwrapped ("model"/"state_dict") and de-prefixed."""
+  """A .pth file -> ({key: numpy array} of the encoder, unwrapped ("model"/"state_dict") and
+  de-prefixed; the keys of the method's other parts, left out)."""
   torch = _torch()
   if not os.path.isfile(path):
     raise UserError(f"--source={path} does not exist: pass a PyTorch checkpoint file (.pth)")

@@ -4,6 +4,7 @@ import os
 
 from ssljax.errors import ConfigError
 from ssljax.run import finetune, knn, linear_probe, loop, pretrain
+from ssljax.runtime import checkpoint
 
 RUN_TYPES = {"pretrain": pretrain, "linear_probe": linear_probe, "knn": knn,
              "finetune": finetune}
@@ -34,12 +35,10 @@ def _check_workdir_is_not_the_encoders(config, workdir):
   init_from = config.get("init_from")
   if not init_from or "://" in workdir:
     return
-  encoder_dir = os.path.abspath(os.path.expanduser(init_from))
-  if os.path.basename(encoder_dir).isdigit():  # checkpoints/N
-    encoder_dir = os.path.dirname(encoder_dir)
-  if os.path.basename(encoder_dir) == "checkpoints":
-    encoder_dir = os.path.dirname(encoder_dir)
-  if os.path.abspath(workdir) == encoder_dir:
+  encoder = os.path.abspath(os.path.expanduser(init_from))  # a workdir, checkpoints/ or /N
+  own_checkpoints = checkpoint.directory_of(workdir)
+  if encoder in (os.path.abspath(workdir), own_checkpoints) or (
+      os.path.dirname(encoder) == own_checkpoints):
     raise ConfigError(f"--workdir={workdir} is the workdir of init_from={init_from}: this "
                       f"{config.protocol} run would write its own checkpoints and results "
                       "among the pre-training's; pass a new --workdir")

@@ -22,17 +22,23 @@ class _NoOrbaxErrorTracebacks(logging.Filter):
     return not (record.levelno >= logging.ERROR and "orbax" in record.pathname)
 
 
-def _one_line_thread_errors(quiet_types):
+def _closed_event_loop(error):
+  """orbax's threads and tensorstore's callbacks calling into the event loop of a save that
+  failed and shut down: an echo of that failure, which the main thread reports."""
+  return isinstance(error, RuntimeError) and "loop is closed" in str(error)
+
+
+def _one_line_thread_errors():
   """threading.excepthook printing one line per distinct error instead of a traceback: library
-  threads (orbax's savers, TensorBoard's writer) that die after a full disk or a closed event
-  loop report the same failure to the main thread, which ends the run with one line."""
+  threads (orbax's savers, TensorBoard's writer) that die after a full disk report the same
+  failure to the main thread, which ends the run with one line."""
   seen = set()
 
   def hook(args):
-    if args.exc_type is SystemExit:
+    if args.exc_type is SystemExit or _closed_event_loop(args.exc_value):
       return
     line = f"{args.exc_type.__name__}: {(str(args.exc_value).splitlines() or [''])[0][:200]}"
-    if issubclass(args.exc_type, quiet_types) or line in seen:
+    if line in seen:
       return
     seen.add(line)
     name = args.thread.name if args.thread is not None else "?"
@@ -48,13 +54,11 @@ def setup(verbose=False):
   logging.getLogger().setLevel(logging.WARNING)
   if not verbose:
     logging.getLogger("absl").addFilter(_NoOrbaxErrorTracebacks())
-    # "Event loop is closed": orbax's threads calling into the loop a failed save shut down
-    threading.excepthook = _one_line_thread_errors(quiet_types=(RuntimeError,))
+    threading.excepthook = _one_line_thread_errors()
     previous = sys.unraisablehook
 
-    def unraisable(args):  # tensorstore's callbacks into that closed loop
-      if not (isinstance(args.exc_value, RuntimeError) and "loop is closed" in str(
-          args.exc_value)):
+    def unraisable(args):
+      if not _closed_event_loop(args.exc_value):
         previous(args)
 
     sys.unraisablehook = unraisable

@@ -63,7 +63,7 @@ def load(init_from, sharding):
     raise UserError(f"init_from checkpoint {step_dir} cannot be read ({type(e).__name__}: "
                     f"{str(e).splitlines()[0][:200] if str(e) else ''}): pass another "
                     "checkpoint") from e
-  mismatch = checksums.first_mismatch(saved_sums, checksums.of(state))
+  mismatch = saved_sums and checksums.first_mismatch(saved_sums, checksums.of(state))
   if mismatch:
     raise UserError(f"init_from checkpoint {step_dir} is damaged ({mismatch}): pass another "
                     f"checkpoint, e.g. an earlier step in {os.path.dirname(step_dir)}")

@@ -3,7 +3,8 @@
   python -m ssljax.main --config=configs/moco_v2_r50.py --workdir=gs://BUCKET/moco_v2_r50
   python -m ssljax.main --config=configs/moco_v2_r50.py:runlocal --workdir=/tmp/moco_local
 
-Batch 256, SGD lr 0.03 x 256 / 256, momentum 0.9, wd 1e-4, cosine, 200 epochs; key encoder
+Batch 256, SGD lr 0.03 x 256 / 256, momentum 0.9, wd 1e-4 on every parameter, cosine set
+once per epoch, 200 epochs; key encoder
 momentum 0.999; queue of 65536 keys; temperature 0.2; MLP head 2048 -> 128; crops 0.2-1,
 flip, color jitter (0.4, 0.4, 0.4, 0.1) p=0.8, grayscale p=0.2, blur p=0.5. Global BatchNorm
 stands in for shuffle BN. Hardware: the paper used 8 V100s. Linear accuracy: 67.5 at 200
@@ -20,6 +21,8 @@ def get_config(arg=None):
   c.method, c.moco = "moco", moco.default_config(version=2)
   recipes.siamese_imagenet(c, arg, batch_size=256, optimizer="sgd", blr=0.03,
                            weight_decay=1e-4)
+  c.optim.decay_1d_params = True  # main_moco.py: SGD over model.parameters(), BN and biases too
+  c.optim.schedule_per_epoch = True  # adjust_learning_rate once per epoch
   if not arg.runlocal:
     c.aug.crop_scale, c.aug.color_jitter = (0.2, 1.0), (0.4, 0.4, 0.4, 0.1)
   if arg.runlocal:

@@ -3,23 +3,31 @@
   python -m ssljax.main --config=configs/moco_v3_r50.py --workdir=gs://BUCKET/moco_v3_r50
   python -m ssljax.main --config=configs/moco_v3_r50.py:runlocal --workdir=/tmp/mocov3_local
 
-Batch 4096, LARS lr 0.6 x 4096 / 256 = 9.6, wd 1e-6, 10 warm-up epochs, cosine; no queue: the
-global batch's other examples are the negatives; symmetric contrastive loss scaled by 2t,
-t = 1.0; momentum 0.99 -> 1 (cosine); projector 2048 -> 4096 -> 256 and predictor
-256 -> 4096 -> 256 with BN. Linear accuracy: 68.9 / 72.8 / 74.6 at 100 / 300 / 1000 epochs
-(paper, Table 5 and the official repository). Needs TFDS imagenet2012 as array_record.
+Batch 4096, LARS, 10 warm-up epochs, cosine; the release's recipes per epoch count (`PRESETS`):
+lr 0.6 x 4096 / 256 = 9.6 at 100 epochs, 0.3 x 16 at 300 and 1000, wd 1e-6 (1.5e-6 at 1000),
+momentum 0.99 (0.996 at 1000) -> 1 (cosine); no queue: the global batch's other examples are
+the negatives; symmetric contrastive loss scaled by 2t, t = 1.0; projector 2048 -> 4096 -> 256
+and predictor 256 -> 4096 -> 256 with BN. Linear accuracy: 68.9 / 72.8 / 74.6 at 100 / 300 /
+1000 epochs (paper, Table 5 and the official repository). Needs TFDS imagenet2012 as array_record.
 ViT: configs/moco_v3_vitb.py.
 """
 from ssljax.config import loading, sections
 from ssljax.methods import moco, recipes
 
+# The release's ResNet-50 recipes per epoch count (CONFIG.md): (blr, weight decay, momentum).
+PRESETS = {100: (0.6, 1e-6, 0.99), 300: (0.3, 1e-6, 0.99), 1000: (0.3, 1.5e-6, 0.996)}
+
 
 def get_config(arg=None):
   arg = loading.parse_arg(arg, runlocal=False, epochs=100)
+  blr, weight_decay, momentum = recipes.epoch_preset(
+      "moco_v3_r50", PRESETS, arg.epochs, ("optim.blr", "optim.weight_decay", "moco.momentum"))
   c = sections.base_config()
   c.method, c.moco = "moco", moco.default_config(version=3)
-  recipes.siamese_imagenet(c, arg, batch_size=4096, optimizer="lars", blr=0.6,
-                           weight_decay=1e-6, warmup_epochs=10)
+  c.moco.momentum = momentum
+  recipes.siamese_imagenet(c, arg, batch_size=4096, optimizer="lars", blr=blr,
+                           weight_decay=weight_decay, warmup_epochs=10)
+  c.optim.lars_lr_after_momentum = True  # moco/optimizer.py: p -= lr * (momentum trace)
   if arg.runlocal:
     recipes.siamese_runlocal(c)
   c.lock()

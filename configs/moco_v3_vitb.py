@@ -3,7 +3,8 @@
   python -m ssljax.main --config=configs/moco_v3_vitb.py --workdir=gs://BUCKET/moco_v3_vitb
   python -m ssljax.main --config=configs/moco_v3_vitb.py:runlocal --workdir=/tmp/mocov3_vit
 
-Batch 4096, AdamW lr 1.5e-4 x 4096 / 256, wd 0.1, 40 warm-up epochs, cosine, 300 epochs;
+Batch 4096, AdamW lr 1.5e-4 x 4096 / 256, wd 0.1 on every parameter, 40 warm-up epochs, cosine,
+300 epochs;
 temperature 0.2; momentum 0.99 -> 1 (cosine); projector 3 layers and predictor 2 layers, 4096
 hidden -> 256, BN; fixed 2-D sin-cos position embeddings and a frozen random patch projection
 (the paper's stability fix, `optim.frozen_regex`); features are the cls token. Linear
@@ -21,7 +22,8 @@ def get_config(arg=None):
   recipes.siamese_imagenet(c, arg, batch_size=4096, optimizer="adamw", blr=1.5e-4,
                            weight_decay=0.1, warmup_epochs=40)
   c.optim.b1, c.optim.b2 = 0.9, 0.999
-  c.optim.wd_exclude = r"(^|/)(cls_token|pos_embed)$"
+  # main_moco.py: AdamW over model.parameters(), so biases, norms and cls_token are decayed too
+  c.optim.wd_exclude, c.optim.decay_1d_params = None, True
   c.optim.frozen_regex = "^backbone/patch_embed/"
   c.model.variant = "B/16"
   if arg.runlocal:

@@ -22,7 +22,8 @@ def get_config(arg=None):
   c = sections.probe_base_config()
   c.protocol, c.baseline = arg.protocol, arg.baseline
   recipes.cifar10_input(c, arg.source)
-  recipes.linear_probe(c, arg.recipe, batch_size=512, paper_peak_lr=True)
+  recipes.linear_probe(c, arg.recipe, batch_size=512, paper_peak_lr=True,
+                       release=False)
   c.total_epochs = arg.epochs
   c.eval_every_steps = 2000
   c.checkpoint_every_steps = 1000

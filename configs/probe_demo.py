@@ -21,7 +21,8 @@ def get_config(arg=None):
   c = sections.probe_base_config()
   c.protocol, c.baseline = arg.protocol, arg.baseline
   recipes.embedded_digits(c)
-  recipes.linear_probe(c, arg.recipe, batch_size=128, paper_peak_lr=True)
+  recipes.linear_probe(c, arg.recipe, batch_size=128, paper_peak_lr=True,
+                       release=False)
   c.probe.augment = False
   c.probe.pca_dims = 64
   c.total_epochs = 100

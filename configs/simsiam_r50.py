@@ -4,7 +4,8 @@
   python -m ssljax.main --config=configs/simsiam_r50.py:epochs=800 --workdir=...
   python -m ssljax.main --config=configs/simsiam_r50.py:runlocal --workdir=/tmp/simsiam_local
 
-Batch 512, SGD lr 0.05 x 512 / 256, momentum 0.9, wd 1e-4, cosine, 100 epochs by default;
+Batch 512, SGD lr 0.05 x 512 / 256, momentum 0.9, wd 1e-4, cosine set once per epoch, 100
+epochs by default;
 3-layer projector (2048-d, BN on every layer), predictor 2048 -> 512 -> 2048 at a fixed lr;
 crops 0.2-1, flip, color jitter p=0.8, grayscale p=0.2, Gaussian blur p=0.5. Hardware: the
 paper used 8 V100s. Needs TFDS imagenet2012 as array_record.
@@ -26,6 +27,7 @@ def get_config(arg=None):
   c.simsiam.projector_layers = 3
   c.optim.blr = 0.05
   c.optim.weight_decay = 1e-4
+  c.optim.schedule_per_epoch = True  # main_simsiam.py: adjust_learning_rate once per epoch
   c.aug.blur_prob = 0.5
   c.total_epochs = arg.epochs
   c.log_every_steps = 100

@@ -3,7 +3,8 @@
   python -m ssljax.main --config=configs/swav_r50.py --workdir=gs://BUCKET/swav_r50
   python -m ssljax.main --config=configs/swav_r50.py:runlocal --workdir=/tmp/swav_local
 
-Batch 4096, LARS lr 0.3 x 4096 / 256 = 4.8, wd 1e-6, cosine; 3000 prototypes frozen for the
+Batch 4096, LARC (on every parameter) lr 0.3 x 4096 / 256 = 4.8, wd 1e-6, 10 warm-up epochs
+linear from 0.3, cosine to 0.0048; 3000 prototypes frozen for the
 first epoch (312 steps), temperature 0.1, Sinkhorn-Knopp epsilon 0.05 with 3 iterations over the
 global batch; head 2048 -> 128; multi-crop 2 x 224px (scale 0.14-1) + 6 x 96px (0.05-0.14).
 Linear accuracy: 72.1 at 100 epochs with multi-crop, 75.3 at 800 (paper, Table 11 / 1); the
@@ -21,7 +22,10 @@ def get_config(arg=None):
   c.swav.freeze_prototypes_steps = 1281167 // 4096
   c.swav.num_small_crops = 6
   recipes.siamese_imagenet(c, arg, batch_size=4096, optimizer="lars", blr=0.3,
-                           weight_decay=1e-6)
+                           weight_decay=1e-6, warmup_epochs=10)
+  c.optim.warmup_init_lr, c.optim.min_lr = 0.3, 0.0048  # start_warmup, final_lr
+  # apex LARC over model.parameters(): BN and biases get weight decay and the trust ratio too
+  c.optim.decay_1d_params, c.optim.lars_lr_after_momentum = True, True
   c.aug.crop_scale = (0.14, 1.0)
   if arg.runlocal:
     c.swav.num_small_crops = 2

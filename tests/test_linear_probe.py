@@ -6,8 +6,9 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import load_config_with
-from ssljax.run import run_types
+from conftest import load_config, load_config_with
+from ssljax.config import sections
+from ssljax.run import linear_probe, optim, run_types
 from ssljax.runtime import checkpoint, pretrained, sharding
 
 
@@ -94,3 +95,49 @@ def test_knn_protocol_and_baselines_through_the_same_harness(pretrained_workdir,
   # Digits are easy for raw pixels; every floor is far above chance (0.1).
   assert min(r["value"] for r in results.values()) > 0.5
   assert results["pixels"]["value"] > 0.9
+
+
+# The releases' probe optimizers (see recipes.linear_probe): name, peak lr at the release's
+# batch, batch, epochs, wd, 1-D params decayed / trust-ratio scaled, per-epoch lr, step decay,
+# Nesterov, LARS lr after momentum, head init.
+RELEASE_PROBES = {
+    "mae": ("lars", 6.4, 16384, 90, 0.0, False, False, (), False, True, "normal"),
+    "simsiam": ("lars", 1.6, 4096, 90, 0.0, True, True, (), False, True, "normal"),
+    "moco_v2": ("sgd", 30.0, 256, 100, 0.0, False, False, (60, 80), False, False, "normal"),
+    "moco_v3": ("sgd", 0.4, 1024, 90, 0.0, False, True, (), False, False, "normal"),
+    "moco_v3_vit": ("sgd", 12.0, 1024, 90, 0.0, False, True, (), False, False, "normal"),
+    "byol": ("sgd", 3.2, 4096, 80, 0.0, False, False, (), True, False, "haiku"),
+    "simclr": ("sgd", 1.6, 4096, 90, 1e-6, True, False, (), True, False, "zeros"),
+    "swav": ("sgd", 0.3, 256, 100, 1e-6, True, True, (), False, False, "normal")}
+
+
+@pytest.mark.parametrize("recipe", sorted(RELEASE_PROBES))
+def test_imagenet_probe_recipes_match_the_releases(recipe):
+  c = load_config("probe_imagenet", f"recipe={recipe}")
+  o = c.optim
+  assert (o.name, round(optim.peak_learning_rate(o, c.input.batch_size), 9),
+          c.input.batch_size, c.total_epochs, o.weight_decay, o.decay_1d_params,
+          o.schedule_per_epoch, tuple(o.step_decay_epochs), o.nesterov,
+          o.lars_lr_after_momentum, c.probe.head_init) == RELEASE_PROBES[recipe]
+
+
+@pytest.mark.parametrize("name,recipe", [("probe_cifar10", "mae"), ("probe_cifar10", "simsiam"),
+                                         ("probe_demo", "mae")])
+def test_cifar_and_demo_probes_keep_the_settings_their_rows_were_measured_with(name, recipe):
+  o, probe = (lambda c: (c.optim, c.probe))(load_config(name, f"recipe={recipe}"))
+  assert (o.name, round(o.lr, 9), o.decay_1d_params, o.schedule_per_epoch,
+          o.lars_lr_after_momentum, probe.head_init) == (
+              "lars", 6.4 if recipe == "mae" else 0.32, False, False, False, "flax_truncated")
+
+
+@pytest.mark.parametrize("init,std", [("normal", 0.01), ("flax_truncated", 0.0088),
+                                      ("haiku", 0.88 / 2048 ** 0.5), ("zeros", 0.0)])
+def test_probe_head_init_scale_measured_from_its_params(init, std):
+  """timm's trunc_normal_(std=0.01) has absolute bounds +-2, so in effect N(0, 0.01^2); Flax's
+  truncated_normal(0.01) and Haiku's default cut at 2 sigma without correction (std 0.88 sigma)."""
+  head = linear_probe.LinearHead(1000, norm=False, kernel_init=init)
+  params = head.init(jax.random.key(0), np.zeros((1, 2048), np.float32), train=False)["params"]
+  kernel = np.asarray(params["head"]["kernel"])
+  assert kernel.std() == pytest.approx(std, rel=0.01, abs=1e-12)
+  np.testing.assert_array_equal(params["head"]["bias"], 0)
+  assert set(linear_probe.HEAD_INITS) == set(sections.PROBE_HEAD_INITS)

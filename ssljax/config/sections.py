@@ -8,6 +8,7 @@ from ml_collections.config_dict import placeholder
 
 MODEL_DTYPES = ("float32", "bfloat16", "float16")
 INTERPOLATIONS = ("bilinear", "bicubic")  # Pillow's filters, on device and on hosts
+PROBE_HEAD_INITS = ("flax_truncated", "normal", "haiku", "zeros")
 
 
 def input_config():
@@ -87,9 +88,14 @@ def base_config():
   c.optim.wd_exclude = r"(^|/)(cls_token|mask_token|pos_embed)$"
   c.optim.warmup_steps = placeholder(int)
   c.optim.warmup_epochs = placeholder(float)
+  c.optim.warmup_init_lr = 0.0  # the warm-up's first lr (absolute; SwAV starts at 0.3)
   c.optim.min_lr = 0.0
+  c.optim.schedule_per_epoch = False  # lr constant within an epoch (main_simsiam.py, MoCo v2)
   c.optim.clip_norm = placeholder(float)
-  c.optim.decay_1d_params = False  # also decay biases and norm parameters
+  c.optim.decay_1d_params = False  # also decay biases and norm parameters (LARS: trust ratio)
+  # LARS: False multiplies by the lr before the momentum trace (optax, SimCLR); True after it
+  # (the PyTorch releases' LARS/LARC and BYOL's), which differs while the lr changes.
+  c.optim.lars_lr_after_momentum = False
   c.optim.frozen_regex = placeholder(str)  # parameters that never move
   c.optim.fixed_lr_regex = placeholder(str)  # parameters kept at the constant peak lr
 
@@ -142,6 +148,10 @@ def probe_base_config():
   c.probe.head_norm = True  # BatchNorm without affine before the linear layer (MAE)
   c.probe.augment = True  # random crop + flip on device every step (else cached features)
   c.probe.crop_scale = (0.08, 1.0)
+  # flax_truncated: Flax truncated_normal(0.01), std 0.0088 | normal: N(0, 0.01^2) (timm's
+  # trunc_normal_(0.01) with absolute bounds, and the PyTorch releases) | haiku: hk.Linear's
+  # default, truncated at 2 sigma = 2/sqrt(D), uncorrected (BYOL) | zeros (SimCLR)
+  c.probe.head_init = "flax_truncated"
   c.probe.test_split = "test"
   c.probe.eval_batch_size = 256
   c.probe.pca_dims = 256
@@ -161,7 +171,13 @@ def probe_base_config():
   c.optim.decay_1d_params = False
   c.optim.warmup_steps = placeholder(int)
   c.optim.warmup_epochs = placeholder(float)
+  c.optim.warmup_init_lr = 0.0
   c.optim.min_lr = 0.0
+  c.optim.schedule_per_epoch = False  # lr constant within an epoch (the PyTorch releases)
+  c.optim.step_decay_epochs = ()  # non-empty: lr x step_decay_factor at each, no cosine
+  c.optim.step_decay_factor = 0.1
+  c.optim.nesterov = False  # sgd only
+  c.optim.lars_lr_after_momentum = False  # see base_config
   return c
 
 

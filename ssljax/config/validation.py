@@ -1,7 +1,7 @@
 """Validation of config values that would otherwise fail late or silently; one-line
 `ConfigError`s naming the field and the fix. Method-specific checks live in each method's
 `validate` (`ssljax.methods.contract`)."""
-from ssljax.config.sections import INTERPOLATIONS, MODEL_DTYPES, PROTOCOLS
+from ssljax.config.sections import INTERPOLATIONS, MODEL_DTYPES, PROBE_HEAD_INITS, PROTOCOLS
 from ssljax.errors import ConfigError
 
 
@@ -61,7 +61,7 @@ def _validate_optim_and_durations(config):
   """The optimizer's values, the run's length and seed, shared by every run type."""
   if not 0 <= config.seed < 2**31:
     raise ConfigError(f"seed={config.seed} is invalid: use an integer in [0, 2**31)")
-  for field in ("blr", "lr", "weight_decay"):
+  for field in ("blr", "lr", "weight_decay", "warmup_init_lr"):
     value = config.optim.get(field)
     if value is not None and not value >= 0:  # NaN fails too
       raise ConfigError(f"optim.{field}={value} is not a number >= 0: use a value >= 0")
@@ -77,10 +77,29 @@ def _validate_optim_and_durations(config):
     value = config.optim.get(field)
     if value is not None and value < 0:
       raise ConfigError(f"optim.{field}={value} is negative: use a value >= 0")
+  _check_schedule_switches(config.optim)
   for field in ("total_steps", "total_epochs"):
     value = config.get(field)
     if value is not None and value <= 0:
       raise ConfigError(f"{field}={value} is not positive: use a value > 0")
+
+
+def _check_schedule_switches(optim):
+  """The optional schedule and update-order switches (`sections.base_config`)."""
+  decay_epochs = tuple(optim.get("step_decay_epochs") or ())
+  if any(e <= 0 for e in decay_epochs) or list(decay_epochs) != sorted(decay_epochs):
+    raise ConfigError(f"optim.step_decay_epochs={decay_epochs} is invalid: use increasing "
+                      "epochs > 0, e.g. (60, 80), or () for the cosine schedule")
+  factor = optim.get("step_decay_factor", 0.1)
+  if not 0 < factor <= 1:
+    raise ConfigError(f"optim.step_decay_factor={factor} is invalid: use a factor in (0, 1]")
+  if optim.get("nesterov") and optim.name != "sgd":
+    raise ConfigError(f"optim.nesterov=True needs optim.name='sgd' (not {optim.name!r}): set "
+                      "optim.nesterov=False")
+  if optim.get("lars_lr_after_momentum") and optim.name != "lars":
+    raise ConfigError(f"optim.lars_lr_after_momentum=True needs optim.name='lars' (not "
+                      f"{optim.name!r}; sgd and adamw apply the lr after momentum already): "
+                      "set it False")
 
 
 def _validate_finetune(config):
@@ -127,6 +146,10 @@ def validate_probe(config):
   _validate_optim_and_durations(config)
   section_config = config[section]
   _check_crop_scale(f"{section}.crop_scale", section_config.crop_scale)
+  head_init = section_config.get("head_init")
+  if head_init is not None and head_init not in PROBE_HEAD_INITS:
+    raise ConfigError(f"probe.head_init={head_init!r} is unknown: use one of "
+                      f"{', '.join(PROBE_HEAD_INITS)}")
   if "knn" in config:
     _check_knn("knn", config.knn)
   if config.protocol == "finetune":

@@ -3,7 +3,9 @@
 `mae_imagenet` is the MAE paper's ImageNet-1k pre-training recipe (He et al. 2022, Table 8 /
 appendix A.1): AdamW (0.9, 0.95), wd 0.05, blr 1.5e-4 with lr = blr * batch / 256, batch 4096,
 40 warm-up epochs then cosine, 75% masking, 8-block 512-wide decoder, normalised-pixel targets,
-random resized crop (0.2-1.0) and flip only.
+random resized crop (0.2-1.0) and flip only. Weight decay as timm 0.3.2's `add_weight_decay`
+in the release: every parameter but the 1-D ones (biases, norms), so cls_token and mask_token
+are decayed.
 """
 import os
 
@@ -63,6 +65,7 @@ def mae_imagenet(variant, arg):
   c.mae = mae.default_config()
   c.total_epochs = arg.epochs
   c.optim.warmup_epochs = 40
+  c.optim.wd_exclude = ""  # main_pretrain.py:179: add_weight_decay with no skip list
   c.log_every_steps = 100
   c.checkpoint_every_steps = 1000
   c.evals.knn = sections.knn_eval_config(every_epochs=50, test_split="validation",
@@ -171,31 +174,81 @@ def cifar10_arg(arg):
   return loading.parse_arg(arg, runlocal=False, cpu=False, source="npz", epochs=800)
 
 
-def linear_probe(c, recipe, batch_size, paper_peak_lr=False):
-  """The papers' linear-probe settings on `c` (a `sections.probe_base_config()`).
+def epoch_preset(config_name, presets, epochs, fields):
+  """`presets[epochs]`: a release's values for one of its epoch counts; other counts are a
+  ConfigError that names the presets and how to set `fields` by hand."""
+  if epochs not in presets:
+    raise ConfigError(
+        f"{config_name}: epochs={epochs:g} has no preset of the release: use epochs= one of "
+        f"{', '.join(str(e) for e in presets)}, or the nearest with --config.total_epochs="
+        f"{epochs:g} and {', '.join(f'--config.{f}' for f in fields)} set explicitly")
+  return presets[epochs]
 
-  "mae" (He et al. 2022, appendix A.2): cls-token features, BatchNorm without affine before
-  the linear layer, LARS (momentum 0.9, wd 0), blr 0.1, 10 warm-up epochs, cosine, crop + flip.
-  "simsiam" (Chen & He 2021, appendix A): backbone features (global average pool), linear
-  layer only, LARS, blr 0.02, cosine, no warm-up, crop + flip.
-  LARS scales each step to the weight norm (step ~ lr * 0.001 * |w|), so at batches far below
-  the papers' (16384, 4096) `paper_peak_lr` keeps the papers' peak lr (6.4, 0.32) instead of
-  scaling it down with the batch, which would leave the head at its initialisation.
+
+# The official linear-probe protocols' (batch size, epochs).
+LINEAR_PROBES = {"mae": (16384, 90), "simsiam": (4096, 90), "moco_v2": (256, 100),
+                 "moco_v3": (1024, 90), "moco_v3_vit": (1024, 90), "byol": (4096, 80),
+                 "simclr": (4096, 90), "swav": (256, 100)}
+
+
+def linear_probe(c, recipe, batch_size=None, paper_peak_lr=False, release=True):
+  """The official linear-probe protocol `recipe` on `c` (a `sections.probe_base_config()`),
+  at `batch_size` (default the release's) for the release's epochs. Features are the
+  backbone's (global average pool; a ViT's cls token), a linear layer only, wd 0, head
+  weights N(0, 0.01^2) and bias 0, unless said otherwise:
+    mae (main_linprobe.py): cls token, BatchNorm without affine before the layer, LARS
+      (momentum 0.9), blr 0.1, 10 warm-up epochs, cosine, bicubic crops;
+    simsiam (main_lincls.py): apex LARC (trust ratio on every parameter, the bias too), blr 0.1
+      (the paper says 0.02; the release uses 0.1), cosine set once per epoch;
+    moco_v2: SGD lr 30 (unscaled), x0.1 at epochs 60 and 80;
+    moco_v3 / moco_v3_vit: SGD, blr 0.1 (ResNet) / 3.0 (ViT), cosine set once per epoch;
+    byol (eval_experiment.py): SGD Nesterov, blr 0.2, cosine per step, bicubic, Haiku's
+      default head init;
+    simclr (README): SGD Nesterov, blr 0.1, wd 1e-6 on weight and bias, bicubic, zero head;
+    swav (eval_linear.py): SGD lr 0.3 (unscaled), wd 1e-6 on weight and bias, cosine set once
+      per epoch.
+  LARS applies the lr after the momentum trace, as the PyTorch LARS/LARC do. LARS scales each
+  step to the weight norm (step ~ lr * 0.001 * |w|), so at batches far below the release's
+  `paper_peak_lr` keeps the release's peak lr instead of scaling it down with the batch.
+  `release=False` keeps what the CIFAR-10 and demo rows were measured with: optax's LARS
+  order, Flax's truncated_normal(0.01) head, and for simsiam the paper's blr 0.02, no trust
+  ratio on the bias, a per-step cosine.
   """
-  paper_batch = 16384 if recipe == "mae" else 4096
-  if recipe not in ("mae", "simsiam"):
-    raise ConfigError(f"recipe={recipe!r} is unknown: use mae or simsiam")
-  c.input.batch_size = batch_size
+  if recipe not in LINEAR_PROBES:
+    raise ConfigError(f"recipe={recipe!r} is unknown: use one of {', '.join(LINEAR_PROBES)}")
+  release_batch, c.total_epochs = LINEAR_PROBES[recipe]
+  c.input.batch_size = batch_size or release_batch
+  c.probe.feature, c.probe.head_norm, c.probe.head_init = "backbone", False, "normal"
+  c.optim.name, c.optim.momentum, c.optim.weight_decay = "sgd", 0.9, 0.0
   if recipe == "mae":
     c.probe.feature, c.probe.head_norm = "cls", True
-    c.optim.blr, c.optim.warmup_epochs = 0.1, 10
+    c.optim.name, c.optim.blr, c.optim.warmup_epochs = "lars", 0.1, 10
     c.input.interpolation = "bicubic"  # RandomResizedCrop and Resize(256), interpolation=3
-  else:
-    c.probe.feature, c.probe.head_norm = "backbone", False
-    c.optim.blr = 0.02
-  c.optim.name, c.optim.momentum, c.optim.weight_decay = "lars", 0.9, 0.0
-  if paper_peak_lr:
-    c.optim.lr = c.optim.blr * paper_batch / 256
+  elif recipe == "simsiam":
+    c.optim.name, c.optim.blr, c.optim.decay_1d_params = "lars", 0.1, True
+    c.optim.schedule_per_epoch = True
+  elif recipe == "moco_v2":
+    c.optim.lr, c.optim.step_decay_epochs = 30.0, (60, 80)
+  elif recipe.startswith("moco_v3"):
+    c.optim.blr = 3.0 if recipe == "moco_v3_vit" else 0.1
+    c.optim.schedule_per_epoch = True
+  elif recipe == "byol":
+    c.optim.nesterov, c.optim.blr, c.probe.head_init = True, 0.2, "haiku"
+    c.input.interpolation = "bicubic"
+  elif recipe == "simclr":
+    c.optim.nesterov, c.optim.blr, c.probe.head_init = True, 0.1, "zeros"
+    c.optim.weight_decay, c.optim.decay_1d_params = 1e-6, True
+    c.input.interpolation = "bicubic"
+  else:  # swav
+    c.optim.lr, c.optim.weight_decay, c.optim.decay_1d_params = 0.3, 1e-6, True
+    c.optim.schedule_per_epoch = True
+  c.optim.lars_lr_after_momentum = c.optim.name == "lars"
+  if not release:
+    c.optim.lars_lr_after_momentum, c.probe.head_init = False, "flax_truncated"
+    if recipe == "simsiam":
+      c.optim.blr, c.optim.decay_1d_params, c.optim.schedule_per_epoch = 0.02, False, False
+  if paper_peak_lr and c.optim.lr is None:
+    c.optim.lr = c.optim.blr * release_batch / 256
 
 
 # MAE's fine-tuning settings per ViT size (He et al. 2022, Table 9): (layer decay, drop path,

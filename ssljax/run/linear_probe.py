@@ -28,18 +28,29 @@ from ssljax.runtime import sharding
 NAME = "linear probe"
 
 
+def _haiku_linear_init(key, shape, dtype=jnp.float32):
+  """hk.Linear's default [D, C] kernel: normal(1/sqrt(D)) truncated at 2 sigma, uncorrected."""
+  return jax.random.truncated_normal(key, -2.0, 2.0, shape, dtype) / jnp.sqrt(shape[0])
+
+
+HEAD_INITS = {"flax_truncated": nn.initializers.truncated_normal(0.01),
+              "normal": nn.initializers.normal(0.01), "haiku": _haiku_linear_init,
+              "zeros": nn.initializers.zeros}
+
+
 class LinearHead(nn.Module):
-  """[B, D] -> logits [B, num_classes]: optional BatchNorm without affine, then Linear."""
+  """[B, D] -> logits [B, num_classes]: optional BatchNorm without affine, then Linear with a
+  `HEAD_INITS[kernel_init]` kernel and a zero bias."""
   num_classes: int
   norm: bool
+  kernel_init: str = "flax_truncated"
 
   @nn.compact
   def __call__(self, x, train):
     if self.norm:
       x = nn.BatchNorm(use_running_average=not train, use_bias=False, use_scale=False,
                        momentum=0.9, epsilon=1e-6, name="norm")(x)
-    return nn.Dense(self.num_classes, kernel_init=nn.initializers.truncated_normal(0.01),
-                    name="head")(x)
+    return nn.Dense(self.num_classes, kernel_init=HEAD_INITS[self.kernel_init], name="head")(x)
 
 
 validate = validation.validate_probe
@@ -71,8 +82,8 @@ def plan(config, mesh):
                                  train_labels, batch_size, config.seed)
   schedule = durations.schedule(config, len(train_labels))
   tx, learning_rate = optim.make(config.optim, batch_size, schedule.total_steps,
-                                 schedule.warmup_steps)
-  head = LinearHead(num_classes, config.probe.head_norm)
+                                 schedule.warmup_steps, schedule.steps_per_epoch)
+  head = LinearHead(num_classes, config.probe.head_norm, config.probe.head_init)
   size = featurizer.image_size
 
   def init(key):

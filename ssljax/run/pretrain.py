@@ -34,7 +34,7 @@ def after_update(config, method, total_steps):
 def optimizer(config, batch_size, schedule):
   """(tx, learning_rate) of `config.optim`, with the online probe's own Adam if enabled."""
   tx, learning_rate = optim.make(config.optim, batch_size, schedule.total_steps,
-                                 schedule.warmup_steps)
+                                 schedule.warmup_steps, schedule.steps_per_epoch)
   if online_probe.enabled(config):
     tx = online_probe.wrap_optimizer(config, tx)
   return tx, learning_rate

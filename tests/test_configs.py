@@ -48,9 +48,9 @@ def test_paper_settings_of_the_siamese_imagenet_recipes():
       "moco_v3_r50": (4096, "lars", 9.6, 1e-6, 10, dict(version=3, temperature=1.0,
                                                         momentum=0.99, dim=256)),
       "moco_v3_vitb": (4096, "adamw", 2.4e-3, 0.1, 40, dict(version=3, temperature=0.2)),
-      "byol_r50": (4096, "lars", 3.2, 1.5e-6, 10, dict(momentum=0.996, dim=256,
-                                                       hidden_dim=4096)),
-      "swav_r50": (4096, "lars", 4.8, 1e-6, 0, dict(num_prototypes=3000, temperature=0.1,
+      "byol_r50": (4096, "lars", 7.2, 1e-6, 10, dict(momentum=0.99, dim=256,  # 100-ep preset
+                                                     hidden_dim=4096)),
+      "swav_r50": (4096, "lars", 4.8, 1e-6, 10, dict(num_prototypes=3000, temperature=0.1,
                                                     epsilon=0.05, sinkhorn_iterations=3,
                                                     num_small_crops=6,
                                                     freeze_prototypes_steps=312)),

@@ -5,7 +5,8 @@ configs/simsiam_r50.py.
       --config.init_from=gs://bucket/mae_vitl --workdir=gs://bucket/mae_vitl_linprobe
 
 recipe=mae (He et al. 2022, A.2): cls token, BatchNorm without affine, LARS, batch 16384,
-blr 0.1 (lr = blr * batch / 256), wd 0, 90 epochs, 10 warm-up, crop + flip. The paper's
+blr 0.1 (lr = blr * batch / 256), wd 0, 90 epochs, 10 warm-up, crop (one draw clamped to the
+image, `input.crop_sampler="clamped"`, as the release's util/crop.py) + flip. The paper's
 linear top-1 after 1600-epoch pre-training: ViT-B/16 68.0, ViT-L/16 75.8, ViT-H/14 76.6
 (fine-tuning: 83.6 / 85.9 / 86.9).
 recipe=simsiam (Chen & He 2021, appendix A): ResNet-50 backbone features, linear layer, LARS,
@@ -23,6 +24,8 @@ def get_config(arg=None):
   c.input.source, c.input.name, c.input.image_size = "tfds", "imagenet2012", 224
   c.probe.test_split = "validation"
   recipes.linear_probe(c, arg.recipe, batch_size=16384 if arg.recipe == "mae" else 4096)
+  if arg.recipe == "mae" and not arg.runlocal:
+    c.input.crop_sampler = "clamped"  # main_linprobe.py's util/crop.py RandomResizedCrop
   c.total_epochs = 90
   c.eval_every_steps = 5000
   c.checkpoint_every_steps = 1000

@@ -142,6 +142,13 @@ def siamese_imagenet(c, arg, *, batch_size, optimizer, blr, weight_decay, warmup
                                          feature="backbone", batch_size=1024)
 
 
+def asymmetric_views(c):
+  """BYOL's two different views (Grill et al. 2020, Table 6; deepmind-research
+  byol/utils/augmentations.py), which MoCo v3 also uses (moco-v3 main_moco.py): view 1 always
+  blurred and never solarized, view 2 blurred with p 0.1 and solarized with p 0.2."""
+  c.aug.blur_prob, c.aug.solarize_prob = (1.0, 0.1), (0.0, 0.2)
+
+
 def siamese_cifar10(c, arg):
   """CIFAR-10 ResNet-18 (CIFAR stem) for a Siamese method `c.method`: SimSiam's CIFAR recipe
   (SGD momentum 0.9, blr 0.03, wd 5e-4, cosine, batch 512, 800 epochs; crops 0.2-1, flip,

@@ -7,8 +7,10 @@ Batch 4096, LARS, 10 warm-up epochs, cosine; the release's recipes per epoch cou
 lr 0.6 x 4096 / 256 = 9.6 at 100 epochs, 0.3 x 16 at 300 and 1000, wd 1e-6 (1.5e-6 at 1000),
 momentum 0.99 (0.996 at 1000) -> 1 (cosine); no queue: the global batch's other examples are
 the negatives; symmetric contrastive loss scaled by 2t, t = 1.0; projector 2048 -> 4096 -> 256
-and predictor 256 -> 4096 -> 256 with BN. Linear accuracy: 68.9 / 72.8 / 74.6 at 100 / 300 /
-1000 epochs (paper, Table 5 and the official repository). Needs TFDS imagenet2012 as array_record.
+and predictor 256 -> 4096 -> 256 with BN; crops 0.2-1 (`--crop-min=.2`), flip, color jitter
+(0.4, 0.4, 0.2, 0.1) p=0.8, grayscale p=0.2, blur p=1.0 / 0.1 and solarize p=0 / 0.2 on views
+1 / 2. Linear accuracy: 68.9 / 72.8 / 74.6 at 100 / 300 / 1000 epochs (paper, Table 5 and the
+official repository). Needs TFDS imagenet2012 as array_record.
 ViT: configs/moco_v3_vitb.py.
 """
 from ssljax.config import loading, sections
@@ -30,5 +32,8 @@ def get_config(arg=None):
   c.optim.lars_lr_after_momentum = True  # moco/optimizer.py: p -= lr * (momentum trace)
   if arg.runlocal:
     recipes.siamese_runlocal(c)
+  else:
+    recipes.asymmetric_views(c)
+    c.aug.crop_scale = (0.2, 1.0)  # --crop-min=.2 in every R-50 command (CONFIG.md)
   c.lock()
   return c

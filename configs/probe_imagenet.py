@@ -5,8 +5,9 @@ configs/mae_vit*.py and configs/*_r50.py, configs/moco_v3_vitb.py.
       --config.init_from=gs://bucket/mae_vitl --workdir=gs://bucket/mae_vitl_linprobe
 
 recipe=mae (He et al. 2022, A.2; main_linprobe.py): cls token, BatchNorm without affine, LARS,
-batch 16384, blr 0.1 (lr = blr * batch / 256), wd 0, 90 epochs, 10 warm-up, crop + flip. The
-paper's linear top-1 after 1600-epoch pre-training: ViT-B/16 68.0, ViT-L/16 75.8, ViT-H/14 76.6
+batch 16384, blr 0.1 (lr = blr * batch / 256), wd 0, 90 epochs, 10 warm-up, crop (one draw
+clamped to the image, `input.crop_sampler="clamped"`, as the release's util/crop.py) + flip.
+The paper's linear top-1 after 1600-epoch pre-training: ViT-B/16 68.0, ViT-L/16 75.8, ViT-H/14 76.6
 (fine-tuning: 83.6 / 85.9 / 86.9).
 recipe=simsiam (main_lincls.py): ResNet-50 backbone features, linear layer, LARC on every
 parameter, batch 4096, blr 0.1 (the release; the paper says 0.02), wd 0, 90 epochs, cosine per

@@ -9,6 +9,10 @@ from ml_collections.config_dict import placeholder
 MODEL_DTYPES = ("float32", "bfloat16", "float16")
 INTERPOLATIONS = ("bilinear", "bicubic")  # Pillow's filters, on device and on hosts
 PROBE_HEAD_INITS = ("flax_truncated", "normal", "haiku", "zeros")
+# Random-resized-crop box samplers (`ssljax.data.resized_crop.SAMPLERS`): torchvision's
+# RandomResizedCrop; one draw clamped to the image (BYOL, MAE's linear probe); TensorFlow's
+# sample_distorted_bounding_box as SimCLR calls it.
+CROP_SAMPLERS = ("torchvision", "clamped", "tf_sdbb")
 
 
 def input_config():
@@ -29,6 +33,7 @@ def input_config():
   # reduced to fit); crops are sampled on device relative to the whole image.
   c.canvas_size = 512
   c.crop_ratio = (3 / 4, 4 / 3)  # aspect-ratio range of random resized crops
+  c.crop_sampler = "torchvision"  # torchvision | clamped | tf_sdbb (CROP_SAMPLERS)
   c.interpolation = "bilinear"  # bilinear | bicubic: crops and the evaluation resize
   # Evaluation view: Resize(image_size / crop_pct) then CenterCrop(image_size).
   c.crop_pct = 0.875
@@ -64,7 +69,10 @@ def base_config():
   c.aug.color_jitter = (0.4, 0.4, 0.4, 0.1)  # brightness, contrast, saturation, hue
   c.aug.color_jitter_prob = 0.0
   c.aug.grayscale_prob = 0.0
-  c.aug.blur_prob = 0.0
+  # Blur and solarize: one probability for every view, or a tuple with one per view (BYOL and
+  # MoCo v3: blur (1.0, 0.1), solarize (0.0, 0.2)).
+  c.aug.blur_prob = ml_collections.FieldReference(0.0, field_type=object)
+  c.aug.solarize_prob = ml_collections.FieldReference(0.0, field_type=object)
 
   c.model = ml_collections.ConfigDict()
   c.model.variant = "B/16"

@@ -1,7 +1,8 @@
 """Validation of config values that would otherwise fail late or silently; one-line
 `ConfigError`s naming the field and the fix. Method-specific checks live in each method's
 `validate` (`ssljax.methods.contract`)."""
-from ssljax.config.sections import INTERPOLATIONS, MODEL_DTYPES, PROBE_HEAD_INITS, PROTOCOLS
+from ssljax.config.sections import (CROP_SAMPLERS, INTERPOLATIONS, MODEL_DTYPES, PROBE_HEAD_INITS,
+                                     PROTOCOLS)
 from ssljax.errors import ConfigError
 
 
@@ -17,6 +18,7 @@ def validate_input(input_config):
       ("num_threads", c.num_threads >= 1, "a count >= 1"),
       ("crop_pct", 0 < c.crop_pct <= 1, "a fraction in (0, 1] (1: no border cut)"),
       ("interpolation", c.interpolation in INTERPOLATIONS, " or ".join(INTERPOLATIONS)),
+      ("crop_sampler", c.crop_sampler in CROP_SAMPLERS, " or ".join(CROP_SAMPLERS)),
       ("canvas_size", c.canvas_size >= c.image_size,
        f"at least input.image_size={c.image_size} (512 keeps ImageNet images whole)"),
       ("crop_ratio", len(ratio) == 2 and 0 < ratio[0] <= ratio[1],
@@ -45,6 +47,7 @@ def validate(config):
                       "a value >= 0 (0 stops at the first non-finite step)")
   _validate_optim_and_durations(config)
   _check_crop_scale("aug.crop_scale", config.aug.crop_scale)
+  _check_view_probs(config)
   for name, eval_config in config.get("evals", {}).items():
     if "k" in eval_config and "temperatures" in eval_config:
       _check_knn(f"evals.{name}", eval_config)
@@ -55,6 +58,19 @@ def _check_crop_scale(name, scale):
   if len(scale) != 2 or not 0 < scale[0] <= scale[1] <= 1:
     raise ConfigError(f"{name}={scale} is invalid: use (min, max) area fractions with "
                       "0 < min <= max <= 1, e.g. (0.2, 1.0)")
+
+
+def _check_view_probs(config):
+  """aug.blur_prob / aug.solarize_prob: a probability, or one per view of the method."""
+  views = 2 + config.swav.num_small_crops if config.method == "swav" else 2
+  for field in ("blur_prob", "solarize_prob"):
+    value = config.aug[field]
+    probs = tuple(value) if isinstance(value, (tuple, list)) else (value,)
+    per_view_ok = not isinstance(value, (tuple, list)) or len(probs) == views
+    if not per_view_ok or not all(isinstance(p, (int, float)) and 0 <= p <= 1 for p in probs):
+      raise ConfigError(f"aug.{field}={value!r} is invalid: use a probability in [0, 1] for "
+                        f"every view or a tuple of {views} (one per view of "
+                        f"{config.method or 'the method'}), e.g. (1.0, 0.1)")
 
 
 def _validate_optim_and_durations(config):

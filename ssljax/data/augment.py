@@ -3,6 +3,8 @@
 Hosts only read, decode and batch uint8 images; every random transform runs here, so
 accelerators never wait on host CPUs and a run is reproducible from its seed.
 """
+import functools
+
 import jax
 import jax.numpy as jnp
 
@@ -46,20 +48,21 @@ def random_flip(rng, image):
 
 
 def crop_flip(key, image, size, *, crop_scale=(0.2, 1.0), flip=True, crop=True, extent=None,
-              interpolation="bilinear", ratio=resized_crop.DEFAULT_RATIO):
+              interpolation="bilinear", ratio=resized_crop.DEFAULT_RATIO, sampler="torchvision"):
   """Geometric part of a view: float [H, W, C] -> [size, size, C].
 
   `extent` (h, w): the image is the top-left h x w of `image` (a canvas); default all of it.
-  With `crop`, torchvision's random resized crop of the whole image (`crop_scale`, `ratio`),
-  resampled with `interpolation`; without, the whole image resized.
+  With `crop`, a random resized crop of the whole image (`crop_scale`, `ratio`), its box drawn
+  by `sampler` (`resized_crop.SAMPLERS`), resampled with `interpolation`; without, the whole
+  image resized.
   """
   crop_key, flip_key = jax.random.split(key)
   if extent is None:
     if not crop and image.shape[0] == size and image.shape[1] == size:
       return random_flip(flip_key, image) if flip else image
     extent = image.shape[:2]
-  box = (resized_crop.sample_box(crop_key, extent, tuple(crop_scale), tuple(ratio)) if crop
-         else resized_crop.full_box(extent))
+  box = (resized_crop.SAMPLERS[sampler](crop_key, extent, tuple(crop_scale), tuple(ratio))
+         if crop else resized_crop.full_box(extent))
   image = resized_crop.resize_box(image, box, size, interpolation)
   return random_flip(flip_key, image) if flip else image
 
@@ -82,9 +85,10 @@ def micro_batch(batch, config):
 
 def geometry(batch, config):
   """The crop settings of a method's batch: its images' extents [B, 2] (canvases from
-  decoded files; absent for in-memory arrays) and `config.input`'s interpolation and ratio."""
+  decoded files; absent for in-memory arrays) and `config.input`'s interpolation, ratio and
+  crop sampler."""
   return {"extent": batch.get("extent"), "interpolation": config.input.interpolation,
-          "ratio": tuple(config.input.crop_ratio)}
+          "ratio": tuple(config.input.crop_ratio), "sampler": config.input.crop_sampler}
 
 
 def per_example(fn, keys, images, extent):
@@ -97,7 +101,7 @@ def per_example(fn, keys, images, extent):
 
 def crop_flip_batch(rng, images, size, *, index=None, total=None, extent=None, **crop_args):
   """`crop_flip` of every image, one key each: float [B, H, W, C] -> [B, size, size, C] in the
-  input's units; `crop_args`: crop_scale, flip, crop, interpolation, ratio."""
+  input's units; `crop_args`: crop_scale, flip, crop, interpolation, ratio, sampler."""
   one = lambda key, image, ext: crop_flip(key, image, size, extent=ext, **crop_args)
   return per_example(one, example_keys(rng, images.shape[0], index, total), images, extent)
 
@@ -188,6 +192,19 @@ def gaussian_blur(key, image, sigma_range=(0.1, 2.0), kernel_fraction=0.1):
   return sum(kernel[i] * rows[:, i:i + image.shape[1]] for i in range(2 * radius + 1))
 
 
+def solarize(image, threshold=0.5):
+  """[H, W, C] in [0, 1] -> values at or above `threshold` inverted (1 - x).
+
+  BYOL's threshold 0.5 on floats; MoCo v3's PIL `ImageOps.solarize` inverts uint8 values
+  >= 128, i.e. the floats that round to them, x >= 127.5 / 255 = 0.5: the same threshold."""
+  return jnp.where(image >= threshold, 1.0 - image, image)
+
+
+def view_prob(prob, view):
+  """A probability for view `view`: `prob` itself, or its entry `view` when one per view."""
+  return prob[view] if isinstance(prob, (tuple, list)) else prob
+
+
 def _maybe(key, prob, fn, image):
   apply_key, op_key = jax.random.split(key)
   if prob <= 0:
@@ -196,33 +213,45 @@ def _maybe(key, prob, fn, image):
 
 
 def siamese_views(rng, images, size, aug, index=None, total=None, **geometry_args):
-  """Two independent views of each image, the SimSiam/BYOL/MoCo v2 recipe.
+  """Two independent views of each image, the SimSiam/BYOL/MoCo recipe.
 
   uint8 [B, H, W, 3] -> two normalised float32 [B, size, size, 3]: random resized crop
   (`aug.crop_scale`), flip, color jitter (`aug.color_jitter` with prob `aug.color_jitter_prob`),
-  grayscale (`aug.grayscale_prob`), Gaussian blur (`aug.blur_prob`), normalisation.
+  grayscale (`aug.grayscale_prob`), Gaussian blur (`aug.blur_prob`), solarize
+  (`aug.solarize_prob`), normalisation. Blur and solarize probabilities are one for all views or
+  one per view (BYOL's and MoCo v3's asymmetric views: blur (1.0, 0.1), solarize (0.0, 0.2)).
   """
   return tuple(augmented_views(rng, images, size, aug, 2, index=index, total=total,
                                **geometry_args))
 
 
 def augmented_views(rng, images, size, aug, count, crop_scale=None, index=None, total=None,
-                    extent=None, interpolation="bilinear", ratio=resized_crop.DEFAULT_RATIO):
+                    extent=None, interpolation="bilinear", ratio=resized_crop.DEFAULT_RATIO,
+                    sampler="torchvision", first_view=0):
   """`count` independent views [B, size, size, 3] of each image, as `siamese_views`, with
   `crop_scale` replacing `aug.crop_scale` (SwAV's small multi-crops); `extent` [B, 2],
-  `interpolation`, `ratio`: see `crop_flip`. All views come from the one decoded image."""
+  `interpolation`, `ratio`, `sampler`: see `crop_flip`. The views are views `first_view`,
+  `first_view + 1`, ... of the method (the index into per-view probabilities). All views come
+  from the one decoded image."""
   scale = tuple(crop_scale or aug.crop_scale)
 
-  def one(key, image, ext):
-    geo_key, jitter_key, gray_key, blur_key = jax.random.split(key, 4)
+  def one(key, image, ext, view):
+    # split(key, 5)'s first four keys are split(key, 4)'s (partitionable threefry), so the
+    # solarize key left every other draw as it was before solarize existed.
+    geo_key, jitter_key, gray_key, blur_key, solarize_key = jax.random.split(key, 5)
     image = crop_flip(geo_key, image, size, crop_scale=scale, flip=aug.flip, crop=aug.crop,
-                      extent=ext, interpolation=interpolation, ratio=ratio)
+                      extent=ext, interpolation=interpolation, ratio=ratio, sampler=sampler)
     image = _maybe(jitter_key, aug.color_jitter_prob,
                    lambda k, x: color_jitter(k, x, tuple(aug.color_jitter)), image)
     image = _maybe(gray_key, aug.grayscale_prob, lambda _, x: grayscale(x), image)
-    image = _maybe(blur_key, aug.blur_prob, gaussian_blur, image)
+    image = _maybe(blur_key, view_prob(aug.blur_prob, view), gaussian_blur, image)
+    image = _maybe(solarize_key, view_prob(aug.solarize_prob, view),
+                   lambda _, x: solarize(x), image)
     return standardize(image)
 
   x = images.astype(jnp.float32) / 255.0
-  return [per_example(one, example_keys(k, images.shape[0], index, total), x, extent)
-          for k in jax.random.split(rng, count)]
+  views = []
+  for view, k in enumerate(jax.random.split(rng, count), start=first_view):
+    views.append(per_example(functools.partial(one, view=view),
+                             example_keys(k, images.shape[0], index, total), x, extent))
+  return views

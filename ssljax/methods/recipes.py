@@ -145,6 +145,13 @@ def siamese_imagenet(c, arg, *, batch_size, optimizer, blr, weight_decay, warmup
                                          feature="backbone", batch_size=1024)
 
 
+def asymmetric_views(c):
+  """BYOL's two different views (Grill et al. 2020, Table 6; deepmind-research
+  byol/utils/augmentations.py), which MoCo v3 also uses (moco-v3 main_moco.py): view 1 always
+  blurred and never solarized, view 2 blurred with p 0.1 and solarized with p 0.2."""
+  c.aug.blur_prob, c.aug.solarize_prob = (1.0, 0.1), (0.0, 0.2)
+
+
 def siamese_cifar10(c, arg):
   """CIFAR-10 ResNet-18 (CIFAR stem) for a Siamese method `c.method`: SimSiam's CIFAR recipe
   (SGD momentum 0.9, blr 0.03, wd 5e-4, cosine, batch 512, 800 epochs; crops 0.2-1, flip,
@@ -197,7 +204,8 @@ def linear_probe(c, recipe, batch_size=None, paper_peak_lr=False, release=True):
   backbone's (global average pool; a ViT's cls token), a linear layer only, wd 0, head
   weights N(0, 0.01^2) and bias 0, unless said otherwise:
     mae (main_linprobe.py): cls token, BatchNorm without affine before the layer, LARS
-      (momentum 0.9), blr 0.1, 10 warm-up epochs, cosine, bicubic crops;
+      (momentum 0.9), blr 0.1, 10 warm-up epochs, cosine, bicubic crops drawn once
+      and clamped to the image (util/crop.py);
     simsiam (main_lincls.py): apex LARC (trust ratio on every parameter, the bias too), blr 0.1
       (the paper says 0.02; the release uses 0.1), cosine set once per epoch;
     moco_v2: SGD lr 30 (unscaled), x0.1 at epochs 60 and 80;
@@ -211,8 +219,8 @@ def linear_probe(c, recipe, batch_size=None, paper_peak_lr=False, release=True):
   step to the weight norm (step ~ lr * 0.001 * |w|), so at batches far below the release's
   `paper_peak_lr` keeps the release's peak lr instead of scaling it down with the batch.
   `release=False` keeps what the CIFAR-10 and demo rows were measured with: optax's LARS
-  order, Flax's truncated_normal(0.01) head, and for simsiam the paper's blr 0.02, no trust
-  ratio on the bias, a per-step cosine.
+  order, torchvision's crop sampler, Flax's truncated_normal(0.01) head, and for simsiam the
+  paper's blr 0.02, no trust ratio on the bias, a per-step cosine.
   """
   if recipe not in LINEAR_PROBES:
     raise ConfigError(f"recipe={recipe!r} is unknown: use one of {', '.join(LINEAR_PROBES)}")
@@ -224,6 +232,8 @@ def linear_probe(c, recipe, batch_size=None, paper_peak_lr=False, release=True):
     c.probe.feature, c.probe.head_norm = "cls", True
     c.optim.name, c.optim.blr, c.optim.warmup_epochs = "lars", 0.1, 10
     c.input.interpolation = "bicubic"  # RandomResizedCrop and Resize(256), interpolation=3
+    if release:
+      c.input.crop_sampler = "clamped"  # util/crop.py: one draw clamped to the image
   elif recipe == "simsiam":
     c.optim.name, c.optim.blr, c.optim.decay_1d_params = "lars", 0.1, True
     c.optim.schedule_per_epoch = True

@@ -80,7 +80,7 @@ def _crops(config, rng, batch):
   if c.num_small_crops:
     crops += augment.augmented_views(small_key, images, c.small_crop_size, config.aug,
                                      c.num_small_crops, crop_scale=c.small_crop_scale,
-                                     **view_args)
+                                     first_view=2, **view_args)
   return crops
 
 

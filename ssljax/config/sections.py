@@ -13,6 +13,10 @@ PROBE_HEAD_INITS = ("flax_truncated", "normal", "haiku", "zeros")
 # RandomResizedCrop; one draw clamped to the image (BYOL, MAE's linear probe); TensorFlow's
 # sample_distorted_bounding_box as SimCLR calls it.
 CROP_SAMPLERS = ("torchvision", "clamped", "tf_sdbb")
+# Colour-jitter semantics (`ssljax.data.augment.COLOR_JITTER_OPS`): torchvision's ColorJitter;
+# BYOL's release (additive brightness, TF's per-channel contrast and HSV saturation); SimCLR's
+# (multiplicative brightness, TF's contrast and saturation).
+COLOR_JITTER_IMPLS = ("torchvision", "byol", "simclr")
 
 
 def input_config():
@@ -68,6 +72,7 @@ def base_config():
   c.aug.flip = True
   c.aug.color_jitter = (0.4, 0.4, 0.4, 0.1)  # brightness, contrast, saturation, hue
   c.aug.color_jitter_prob = 0.0
+  c.aug.color_jitter_impl = "torchvision"  # torchvision | byol | simclr (COLOR_JITTER_IMPLS)
   c.aug.grayscale_prob = 0.0
   # Blur and solarize: one probability for every view, or a tuple with one per view (BYOL and
   # MoCo v3: blur (1.0, 0.1), solarize (0.0, 0.2)).

@@ -1,8 +1,8 @@
 """Validation of config values that would otherwise fail late or silently; one-line
 `ConfigError`s naming the field and the fix. Method-specific checks live in each method's
 `validate` (`ssljax.methods.contract`)."""
-from ssljax.config.sections import (CROP_SAMPLERS, INTERPOLATIONS, MODEL_DTYPES, PROBE_HEAD_INITS,
-                                     PROTOCOLS)
+from ssljax.config.sections import (COLOR_JITTER_IMPLS, CROP_SAMPLERS, INTERPOLATIONS,
+                                     MODEL_DTYPES, PROBE_HEAD_INITS, PROTOCOLS)
 from ssljax.errors import ConfigError
 
 
@@ -48,6 +48,9 @@ def validate(config):
   _validate_optim_and_durations(config)
   _check_crop_scale("aug.crop_scale", config.aug.crop_scale)
   _check_view_probs(config)
+  if config.aug.color_jitter_impl not in COLOR_JITTER_IMPLS:
+    raise ConfigError(f"aug.color_jitter_impl={config.aug.color_jitter_impl!r} is invalid: use "
+                      + " or ".join(COLOR_JITTER_IMPLS))
   for name, eval_config in config.get("evals", {}).items():
     if "k" in eval_config and "temperatures" in eval_config:
       _check_knn(f"evals.{name}", eval_config)

@@ -164,17 +164,51 @@ def adjust_hue(image, shift):
   return hsv_to_rgb(hsv.at[..., 0].set((hsv[..., 0] + shift) % 1.0))
 
 
-def color_jitter(key, image, strength=(0.4, 0.4, 0.4, 0.1)):
-  """torchvision-style ColorJitter(brightness, contrast, saturation, hue): factors uniform in
-  [1-s, 1+s] (hue shift in [-s, s]), the four ops applied in a random order."""
+def adjust_brightness_additive(image, delta):
+  """BYOL's release: x + delta, clipped to [0, 1]."""
+  return jnp.clip(image + delta, 0.0, 1.0)
+
+
+def adjust_contrast_per_channel(image, factor):
+  """TensorFlow's adjust_contrast: [..., H, W, C], each channel scaled around its own mean over
+  the image, clipped to [0, 1]."""
+  mean = image.mean(axis=(-3, -2), keepdims=True)
+  return jnp.clip((image - mean) * factor + mean, 0.0, 1.0)
+
+
+def adjust_saturation_hsv(image, factor):
+  """TensorFlow's adjust_saturation: the HSV saturation times `factor`, clipped to [0, 1]."""
+  hsv = rgb_to_hsv(image)
+  return hsv_to_rgb(hsv.at[..., 1].set(jnp.clip(hsv[..., 1] * factor, 0.0, 1.0)))
+
+
+# Brightness, contrast and saturation ops of each colour-jitter semantics
+# (`sections.COLOR_JITTER_IMPLS`); hue is the same HSV rotation in all three. torchvision's
+# ColorJitter: contrast around the luma mean, saturation a blend with the grayscale image. The
+# TF releases: per-channel contrast and HSV saturation (tf.image), brightness x * f in SimCLR
+# (tf2/data_util.py, impl "simclrv2") and x + delta in BYOL (byol/utils/augmentations.py).
+COLOR_JITTER_OPS = {
+    "torchvision": (adjust_brightness, adjust_contrast, adjust_saturation),
+    "byol": (adjust_brightness_additive, adjust_contrast_per_channel, adjust_saturation_hsv),
+    "simclr": (adjust_brightness, adjust_contrast_per_channel, adjust_saturation_hsv),
+}
+
+
+def color_jitter(key, image, strength=(0.4, 0.4, 0.4, 0.1), impl="torchvision"):
+  """ColorJitter(brightness, contrast, saturation, hue) with the ops of `impl`
+  (`COLOR_JITTER_OPS`): factors uniform in [1-s, 1+s] (BYOL's brightness shift and the hue
+  shift in [-s, s]), the four ops in an order drawn from `key` (one per example), each
+  clipped to [0, 1]."""
   b, c, s, h = strength
+  brightness, contrast, saturation = COLOR_JITTER_OPS[impl]
   keys = jax.random.split(key, 5)
-  factors = [jax.random.uniform(keys[0], (), minval=1 - b, maxval=1 + b),
+  low, high = (-b, b) if impl == "byol" else (1 - b, 1 + b)
+  factors = [jax.random.uniform(keys[0], (), minval=low, maxval=high),
              jax.random.uniform(keys[1], (), minval=1 - c, maxval=1 + c),
              jax.random.uniform(keys[2], (), minval=1 - s, maxval=1 + s),
              jax.random.uniform(keys[3], (), minval=-h, maxval=h)]
-  ops = [lambda x: adjust_brightness(x, factors[0]), lambda x: adjust_contrast(x, factors[1]),
-         lambda x: adjust_saturation(x, factors[2]), lambda x: adjust_hue(x, factors[3])]
+  ops = [lambda x: brightness(x, factors[0]), lambda x: contrast(x, factors[1]),
+         lambda x: saturation(x, factors[2]), lambda x: adjust_hue(x, factors[3])]
   for index in jax.random.permutation(keys[4], 4):
     image = jax.lax.switch(index, ops, image)
   return image
@@ -216,10 +250,11 @@ def siamese_views(rng, images, size, aug, index=None, total=None, **geometry_arg
   """Two independent views of each image, the SimSiam/BYOL/MoCo recipe.
 
   uint8 [B, H, W, 3] -> two normalised float32 [B, size, size, 3]: random resized crop
-  (`aug.crop_scale`), flip, color jitter (`aug.color_jitter` with prob `aug.color_jitter_prob`),
-  grayscale (`aug.grayscale_prob`), Gaussian blur (`aug.blur_prob`), solarize
-  (`aug.solarize_prob`), normalisation. Blur and solarize probabilities are one for all views or
-  one per view (BYOL's and MoCo v3's asymmetric views: blur (1.0, 0.1), solarize (0.0, 0.2)).
+  (`aug.crop_scale`), flip, color jitter (`aug.color_jitter` with prob `aug.color_jitter_prob`,
+  semantics `aug.color_jitter_impl`), grayscale (`aug.grayscale_prob`), Gaussian blur
+  (`aug.blur_prob`), solarize (`aug.solarize_prob`), normalisation. Blur and solarize
+  probabilities are one for all views or one per view (BYOL's and MoCo v3's asymmetric views:
+  blur (1.0, 0.1), solarize (0.0, 0.2)).
   """
   return tuple(augmented_views(rng, images, size, aug, 2, index=index, total=total,
                                **geometry_args))
@@ -242,7 +277,8 @@ def augmented_views(rng, images, size, aug, count, crop_scale=None, index=None, 
     image = crop_flip(geo_key, image, size, crop_scale=scale, flip=aug.flip, crop=aug.crop,
                       extent=ext, interpolation=interpolation, ratio=ratio, sampler=sampler)
     image = _maybe(jitter_key, aug.color_jitter_prob,
-                   lambda k, x: color_jitter(k, x, tuple(aug.color_jitter)), image)
+                   lambda k, x: color_jitter(k, x, tuple(aug.color_jitter),
+                                             aug.color_jitter_impl), image)
     image = _maybe(gray_key, aug.grayscale_prob, lambda _, x: grayscale(x), image)
     image = _maybe(blur_key, view_prob(aug.blur_prob, view), gaussian_blur, image)
     image = _maybe(solarize_key, view_prob(aug.solarize_prob, view),

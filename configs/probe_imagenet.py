@@ -4,10 +4,12 @@ configs/mae_vit*.py and configs/*_r50.py, configs/moco_v3_vitb.py.
   python -m ssljax.main --config=configs/probe_imagenet.py:recipe=mae \
       --config.init_from=gs://bucket/mae_vitl --workdir=gs://bucket/mae_vitl_linprobe
 
-recipe=mae (He et al. 2022, A.2; main_linprobe.py): cls token, BatchNorm without affine, LARS,
-batch 16384, blr 0.1 (lr = blr * batch / 256), wd 0, 90 epochs, 10 warm-up, crop (one draw
-clamped to the image, `input.crop_sampler="clamped"`, as the release's util/crop.py) + flip.
-The paper's linear top-1 after 1600-epoch pre-training: ViT-B/16 68.0, ViT-L/16 75.8, ViT-H/14 76.6
+recipe=mae (He et al. 2022, A.2; main_linprobe.py): cls token, BatchNorm without affine per
+group of 512 (per GPU, probe.bn_group_size), LARS, batch 16384, blr 0.1 (lr = blr * batch /
+256), wd 0, 90 epochs, 10 warm-up, crop (one draw clamped to the image,
+`input.crop_sampler="clamped"`, as the release's util/crop.py) + flip; top-1 of the last epoch
+(best_top1 in results.json: the release prints the best epoch's). The
+paper's linear top-1 after 1600-epoch pre-training: ViT-B/16 68.0, ViT-L/16 75.8, ViT-H/14 76.6
 (fine-tuning: 83.6 / 85.9 / 86.9).
 recipe=simsiam (main_lincls.py): ResNet-50 backbone features, linear layer, LARC on every
 parameter, batch 4096, blr 0.1 (the release; the paper says 0.02), wd 0, 90 epochs, cosine per
@@ -33,7 +35,7 @@ def get_config(arg=None):
   c.checkpoint_every_steps = 1000
   if arg.runlocal:
     recipes.embedded_digits(c)
-    c.input.batch_size = 64
+    c.input.batch_size, c.probe.bn_group_size = 64, None
     c.probe.test_split = "test"
     c.total_epochs, c.optim.warmup_epochs = 2, None
     c.log_every_steps, c.eval_every_steps, c.checkpoint_every_steps = 5, 20, 20

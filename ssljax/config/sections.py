@@ -159,6 +159,9 @@ def probe_base_config():
   c.probe = ml_collections.ConfigDict()
   c.probe.feature = "cls"  # MAE: cls | patch_mean; SimSiam: backbone
   c.probe.head_norm = True  # BatchNorm without affine before the linear layer (MAE)
+  # None: that BatchNorm normalises the whole batch; n: each group of n examples on its own,
+  # running statistics from the first group (MAE's per-GPU BN: 512 = 16384 / 32 GPUs)
+  c.probe.bn_group_size = placeholder(int)
   c.probe.augment = True  # random crop + flip on device every step (else cached features)
   c.probe.crop_scale = (0.08, 1.0)
   # flax_truncated: Flax truncated_normal(0.01), std 0.0088 | normal: N(0, 0.01^2) (timm's
@@ -169,6 +172,7 @@ def probe_base_config():
   c.probe.eval_batch_size = 256
   c.probe.pca_dims = 256
   c.probe.pca_fit_examples = 10000
+  c.grad_accum_steps = 1  # micro-batches per update (each has the whole batch's crops)
 
   c.knn = ml_collections.ConfigDict()
   c.knn.k = (20, 200)

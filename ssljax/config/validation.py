@@ -39,9 +39,7 @@ def validate(config):
   if config.model.dtype not in MODEL_DTYPES:
     raise ConfigError(f"model.dtype={config.model.dtype!r} is unknown: use one of "
                       f"{', '.join(MODEL_DTYPES)}")
-  if config.grad_accum_steps < 1:
-    raise ConfigError(f"grad_accum_steps={config.grad_accum_steps} is below 1: use 1 (no "
-                      "accumulation) or more micro-batches")
+  _check_grad_accum(config)
   if config.max_consecutive_skips < 0:
     raise ConfigError(f"max_consecutive_skips={config.max_consecutive_skips} is below 0: use "
                       "a value >= 0 (0 stops at the first non-finite step)")
@@ -54,6 +52,12 @@ def validate(config):
   for name, eval_config in config.get("evals", {}).items():
     if "k" in eval_config and "temperatures" in eval_config:
       _check_knn(f"evals.{name}", eval_config)
+
+
+def _check_grad_accum(config):
+  if config.get("grad_accum_steps", 1) < 1:
+    raise ConfigError(f"grad_accum_steps={config.grad_accum_steps} is below 1: use 1 (no "
+                      "accumulation) or more micro-batches")
 
 
 def _check_crop_scale(name, scale):
@@ -169,6 +173,14 @@ def validate_probe(config):
   if head_init is not None and head_init not in PROBE_HEAD_INITS:
     raise ConfigError(f"probe.head_init={head_init!r} is unknown: use one of "
                       f"{', '.join(PROBE_HEAD_INITS)}")
+  _check_grad_accum(config)
+  group = section_config.get("bn_group_size")
+  if group is not None and section_config.head_norm:
+    micro = config.input.batch_size // config.get("grad_accum_steps", 1)
+    if group < 2 or micro % group:
+      raise ConfigError(f"probe.bn_group_size={group} does not divide the (micro-)batch of "
+                        f"{micro} into groups of 2 or more: use a divisor of {micro}, or None "
+                        "(BatchNorm over the whole batch)")
   if "knn" in config:
     _check_knn("knn", config.knn)
   if config.protocol == "finetune":

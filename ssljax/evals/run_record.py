@@ -3,7 +3,9 @@ labelled splits, and `results.json`.
 
 results.json: protocol, encoder (a description naming the checkpoint), init_from, baseline,
 feature, dataset, test_dataset, metric, value, epochs, steps, batch_size, wall_time_s, and
-protocol extras; `python -m ssljax.report` collects them.
+protocol extras; `python -m ssljax.report` collects them. A linear probe's value is the last
+evaluation's top-1; best_top1 and best_top1_step are the best evaluation's, which the
+official probes report (choosing it on the test split is optimistic).
 """
 import json
 import os
@@ -39,3 +41,15 @@ def write(workdir, record):
     with open(path + ".tmp", "w", encoding="utf-8") as f:
       json.dump(record, f, indent=1)
     os.replace(path + ".tmp", path)
+
+
+def best_evaluation(rows, name):
+  """{"best_<metric>": the highest value of evaluation scalar `name` (e.g. "linear_probe/top1",
+  metric "top1") in metric rows (`metrics.curve`), "best_<metric>_step": the first step that
+  reached it}; {} where `name` was never evaluated."""
+  evaluated = [(row[name], -row["step"]) for row in rows if name in row]
+  if not evaluated:
+    return {}
+  value, negative_step = max(evaluated)
+  metric = name.rsplit("/", 1)[-1]
+  return {f"best_{metric}": value, f"best_{metric}_step": -negative_step}

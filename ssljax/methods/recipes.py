@@ -203,9 +203,10 @@ def linear_probe(c, recipe, batch_size=None, paper_peak_lr=False, release=True):
   at `batch_size` (default the release's) for the release's epochs. Features are the
   backbone's (global average pool; a ViT's cls token), a linear layer only, wd 0, head
   weights N(0, 0.01^2) and bias 0, unless said otherwise:
-    mae (main_linprobe.py): cls token, BatchNorm without affine before the layer, LARS
-      (momentum 0.9), blr 0.1, 10 warm-up epochs, cosine, bicubic crops drawn once
-      and clamped to the image (util/crop.py);
+    mae (main_linprobe.py): cls token, BatchNorm without affine before the layer (per GPU:
+      groups of 512 where the batch divides, running statistics of the first group), LARS
+      (momentum 0.9), blr 0.1, 10 warm-up epochs, cosine, bicubic crops drawn once and
+      clamped to the image (util/crop.py);
     simsiam (main_lincls.py): apex LARC (trust ratio on every parameter, the bias too), blr 0.1
       (the paper says 0.02; the release uses 0.1), cosine set once per epoch;
     moco_v2: SGD lr 30 (unscaled), x0.1 at epochs 60 and 80;
@@ -219,8 +220,9 @@ def linear_probe(c, recipe, batch_size=None, paper_peak_lr=False, release=True):
   step to the weight norm (step ~ lr * 0.001 * |w|), so at batches far below the release's
   `paper_peak_lr` keeps the release's peak lr instead of scaling it down with the batch.
   `release=False` keeps what the CIFAR-10 and demo rows were measured with: optax's LARS
-  order, torchvision's crop sampler, Flax's truncated_normal(0.01) head, and for simsiam the
-  paper's blr 0.02, no trust ratio on the bias, a per-step cosine.
+  order, torchvision's crop sampler, Flax's truncated_normal(0.01) head, BatchNorm over the
+  whole batch, and for simsiam the paper's blr 0.02, no trust ratio on the bias, a per-step
+  cosine.
   """
   if recipe not in LINEAR_PROBES:
     raise ConfigError(f"recipe={recipe!r} is unknown: use one of {', '.join(LINEAR_PROBES)}")
@@ -234,6 +236,8 @@ def linear_probe(c, recipe, batch_size=None, paper_peak_lr=False, release=True):
     c.input.interpolation = "bicubic"  # RandomResizedCrop and Resize(256), interpolation=3
     if release:
       c.input.crop_sampler = "clamped"  # util/crop.py: one draw clamped to the image
+      if c.input.batch_size % 512 == 0:  # BatchNorm per GPU: 16384 on 32 GPUs
+        c.probe.bn_group_size = 512
   elif recipe == "simsiam":
     c.optim.name, c.optim.blr, c.optim.decay_1d_params = "lars", 0.1, True
     c.optim.schedule_per_epoch = True

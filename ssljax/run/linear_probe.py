@@ -5,14 +5,17 @@ of the encoder `config` names (`evals.features`).
       --config.init_from=/tmp/mae_cifar10 --workdir=/tmp/mae_cifar10_probe
 
 The encoder's variables are constants of the step (`Plan.frozen`), never differentiated or
-updated; the head is optionally preceded by BatchNorm without affine (MAE), trained with
-`config.optim` (LARS in the papers' recipes) and cross-entropy; test top-1 every `eval_every`
-and at the end (`linear_probe/top1`).
+updated; the head is optionally preceded by BatchNorm without affine (MAE; per group of
+`probe.bn_group_size` examples as per GPU in the release), trained with `config.optim` (LARS in
+the papers' recipes) and cross-entropy; test top-1 every `eval_every` and at the end
+(`linear_probe/top1`, the record's value; the best evaluation's is `best_top1`).
   probe.augment=True   each step crops and flips the images on device, then encodes them (the
-                       papers' protocol);
+                       papers' protocol); the training split is never loaded whole;
   probe.augment=False  features of the un-augmented images are computed once and the head
                        trains on them (fast on CPU; a documented deviation).
 """
+from typing import Optional
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -38,25 +41,61 @@ HEAD_INITS = {"flax_truncated": nn.initializers.truncated_normal(0.01),
               "zeros": nn.initializers.zeros}
 
 
+class GroupBatchNorm(nn.Module):
+  """BatchNorm without affine over groups of `group_size` consecutive examples: [B, D] ->
+  [B, D], B a multiple of `group_size`.
+
+  Training normalises each group with its own mean and biased variance, as BatchNorm does on
+  each GPU of a run without SyncBN (MAE's probe: 32 GPUs x 512). The running statistics follow
+  the first group alone with its unbiased variance (PyTorch's), as they do on rank 0, whose
+  buffers DDP broadcasts to the others; `momentum` is Flax's (0.9 = PyTorch's 0.1).
+  Evaluation uses the running statistics, as nn.BatchNorm does (same variable names).
+  """
+  group_size: int
+  momentum: float = 0.9
+  epsilon: float = 1e-6
+
+  @nn.compact
+  def __call__(self, x, train):
+    features = x.shape[-1]
+    mean = self.variable("batch_stats", "mean", jnp.zeros, (features,), jnp.float32)
+    var = self.variable("batch_stats", "var", jnp.ones, (features,), jnp.float32)
+    x = x.astype(jnp.float32)
+    if not train:
+      return (x - mean.value) * jax.lax.rsqrt(var.value + self.epsilon)
+    groups = x.reshape(-1, self.group_size, features)  # [B / group_size, group_size, D]
+    group_mean, group_var = groups.mean(axis=1), groups.var(axis=1)
+    if not self.is_initializing():
+      n, m = self.group_size, self.momentum
+      mean.value = m * mean.value + (1 - m) * group_mean[0]
+      var.value = m * var.value + (1 - m) * group_var[0] * n / (n - 1)
+    scale = jax.lax.rsqrt(group_var[:, None] + self.epsilon)
+    return ((groups - group_mean[:, None]) * scale).reshape(x.shape)
+
+
 class LinearHead(nn.Module):
-  """[B, D] -> logits [B, num_classes]: optional BatchNorm without affine, then Linear with a
+  """[B, D] -> logits [B, num_classes]: optional BatchNorm without affine (over the whole
+  batch, or `GroupBatchNorm` with `norm_group_size`), then Linear with a
   `HEAD_INITS[kernel_init]` kernel and a zero bias."""
   num_classes: int
   norm: bool
   kernel_init: str = "flax_truncated"
+  norm_group_size: Optional[int] = None
 
   @nn.compact
   def __call__(self, x, train):
-    if self.norm:
+    if self.norm and self.norm_group_size is None:
       x = nn.BatchNorm(use_running_average=not train, use_bias=False, use_scale=False,
                        momentum=0.9, epsilon=1e-6, name="norm")(x)
+    elif self.norm:
+      x = GroupBatchNorm(self.norm_group_size, name="norm")(x, train)
     return nn.Dense(self.num_classes, kernel_init=HEAD_INITS[self.kernel_init], name="head")(x)
 
 
 validate = validation.validate_probe
 
 
-def frozen_features(config, mesh, train_images):
+def frozen_features(config, mesh, train_images=None):
   """(featurizer, jitted encode: (variables, uint8 images [B, H, W, 3]) -> float32 [B, D])."""
   featurizer = features.build(config, mesh, train_images)
   encode = jax.jit(lambda v, x: featurizer.fn(v, x.astype(jnp.float32)),
@@ -64,11 +103,25 @@ def frozen_features(config, mesh, train_images):
   return featurizer, encode
 
 
+def train_views(config, rng, batch, size):
+  """The augmented probe's training views: uint8 batch["image"] [B, H, W, 3] -> float32
+  [B, size, size, 3] in [0, 255], cropped and flipped; a micro-batch (`example_index`) gets
+  the crops its examples have in the whole batch (`augment.micro_batch`)."""
+  return augment.crop_flip_batch(rng, batch["image"].astype(jnp.float32), size,
+                                 crop_scale=config.probe.crop_scale,
+                                 **augment.micro_batch(batch, config),
+                                 **augment.geometry(batch, config))
+
+
 def plan(config, mesh):
   train_source, test_source, num_classes = run_record.splits(config, "probe")
   pipeline.check_batch_fits(config.input.batch_size, train_source)  # before the features
-  train_images, train_labels = sources.labelled_arrays(
-      sources.eval_source(train_source, config.input))
+  # The whole training split in host memory (ImageNet: ~190 GB) only where it is used: the
+  # cached features of probe.augment=False, and the PCA baseline's fit.
+  train_images = train_labels = None
+  if not config.probe.augment or config.baseline == "pca":
+    train_images, train_labels = sources.labelled_arrays(
+        sources.eval_source(train_source, config.input))
   test_images, test_labels = sources.labelled_arrays(test_source)
   featurizer, encode = frozen_features(config, mesh, train_images)
   eval_batch, batch_size = config.probe.eval_batch_size, config.input.batch_size
@@ -80,10 +133,11 @@ def plan(config, mesh):
     data = pipeline.ArrayBatches(batched.map_batches(
         encode, featurizer.variables, train_images, eval_batch, mesh),
                                  train_labels, batch_size, config.seed)
-  schedule = durations.schedule(config, len(train_labels))
+  schedule = durations.schedule(config, len(train_source))
   tx, learning_rate = optim.make(config.optim, batch_size, schedule.total_steps,
                                  schedule.warmup_steps, schedule.steps_per_epoch)
-  head = LinearHead(num_classes, config.probe.head_norm, config.probe.head_init)
+  head = LinearHead(num_classes, config.probe.head_norm, config.probe.head_init,
+                    config.probe.bn_group_size)
   size = featurizer.image_size
 
   def init(key):
@@ -94,10 +148,8 @@ def plan(config, mesh):
     if "feature" in batch:  # cached features of the un-augmented images
       inputs = batch["feature"]
     else:  # crop and flip on device, then the frozen encoder (a constant of the step)
-      views = augment.crop_flip_batch(rng, batch["image"].astype(jnp.float32), size,
-                                      crop_scale=config.probe.crop_scale,
-                                      **augment.geometry(batch, config))
-      inputs = jax.lax.stop_gradient(featurizer.fn(frozen, views))
+      inputs = jax.lax.stop_gradient(featurizer.fn(frozen, train_views(config, rng, batch,
+                                                                       size)))
     logits, new_state = head.apply({"params": params, **model_state}, inputs, train=True,
                                    mutable=["batch_stats"])
     labels = batch["label"]
@@ -118,4 +170,5 @@ def plan(config, mesh):
       record=dict(run_record.base_record(config, featurizer.description, config.probe.feature,
                                          train_source, test_source),
                   augment=config.probe.augment),
-      result=lambda evals: {"metric": "top1", "value": evals["linear_probe/top1"]})
+      result=lambda evals: {"metric": "top1", "value": evals["linear_probe/top1"]},
+      best_of="linear_probe/top1")

@@ -267,6 +267,9 @@ def _summarize(summary, state, plan, step_metrics, workdir, start_time):
     record = dict(plan.record, **plan.result(summary["evals"]),
                   epochs=total_steps / schedule.steps_per_epoch, steps=total_steps,
                   batch_size=plan.batch_size, wall_time_s=summary["wall_time_s"])
+    if plan.best_of and os.path.exists(summary["metrics_file"]):  # process 0's, resumes too
+      record.update(run_record.best_evaluation(
+          metrics.curve(metrics.read_jsonl(summary["metrics_file"])), plan.best_of))
     run_record.write(workdir, record)
     summary["record"] = record
   return summary

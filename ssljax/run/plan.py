@@ -51,3 +51,6 @@ class Plan:
   # (evaluation scalars) -> {"metric": name, "value": v, ...} at its end.
   record: Optional[dict] = None
   result: Optional[Callable] = None
+  # an evaluation scalar ("linear_probe/top1") whose best over all the run's evaluations
+  # results.json keeps too (`run_record.best_evaluation`); "": none
+  best_of: str = ""

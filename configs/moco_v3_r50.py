@@ -9,6 +9,10 @@ t = 1.0; momentum 0.99 -> 1 (cosine); projector 2048 -> 4096 -> 256 and predicto
 256 -> 4096 -> 256 with BN. Linear accuracy: 68.9 / 72.8 / 74.6 at 100 / 300 / 1000 epochs
 (paper, Table 5 and the official repository). Needs TFDS imagenet2012 as array_record.
 ViT: configs/moco_v3_vitb.py.
+
+Heads and BatchNorm as the release: every Linear without bias (`moco.predictor_output_bias`),
+initialised as PyTorch's nn.Linear (`moco.head_init`), BatchNorm running variances unbiased
+(`model.bn_running_var`).
 """
 from ssljax.config import loading, sections
 from ssljax.methods import moco, recipes
@@ -20,6 +24,9 @@ def get_config(arg=None):
   c.method, c.moco = "moco", moco.default_config(version=3)
   recipes.siamese_imagenet(c, arg, batch_size=4096, optimizer="lars", blr=0.6,
                            weight_decay=1e-6, warmup_epochs=10)
+  if not arg.runlocal:
+    c.moco.head_init, c.model.bn_running_var = "torch", "unbiased"
+    c.moco.predictor_output_bias = False
   if arg.runlocal:
     recipes.siamese_runlocal(c)
   c.lock()

@@ -8,6 +8,10 @@ temperature 0.2; momentum 0.99 -> 1 (cosine); projector 3 layers and predictor 2
 hidden -> 256, BN; fixed 2-D sin-cos position embeddings and a frozen random patch projection
 (the paper's stability fix, `optim.frozen_regex`); features are the cls token. Linear
 accuracy: 76.7 (paper, Table 5). Needs TFDS imagenet2012 as array_record.
+
+Heads and BatchNorm as the release: every Linear without bias, the predictor's output
+through a BN without affine (`moco.predictor_last_bn`), initialised as PyTorch's nn.Linear
+(`moco.head_init`), BatchNorm running variances unbiased (`model.bn_running_var`).
 """
 from ssljax.config import loading, sections
 from ssljax.methods import moco, recipes
@@ -24,6 +28,9 @@ def get_config(arg=None):
   c.optim.wd_exclude = r"(^|/)(cls_token|pos_embed)$"
   c.optim.frozen_regex = "^backbone/patch_embed/"
   c.model.variant = "B/16"
+  if not arg.runlocal:
+    c.moco.head_init, c.model.bn_running_var = "torch", "unbiased"
+    c.moco.predictor_last_bn, c.moco.predictor_output_bias = True, False
   if arg.runlocal:
     recipes.siamese_runlocal(c)
     c.model.variant = "mu/4"

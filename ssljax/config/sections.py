@@ -75,6 +75,9 @@ def base_config():
   c.model.remat = False
   c.model.resnet_width = 64  # ResNet base width (64 in the papers; smaller for CPU runs)
   c.model.cifar_stem = False  # ResNet 3x3 stride-1 stem without max-pool for 32x32 images
+  c.model.zero_init_residual = True  # ResNet: last BN scale of each block starts at 0
+  # BatchNorm running variance: "biased" (Flax, Haiku, Keras) or "unbiased" (PyTorch)
+  c.model.bn_running_var = "biased"
 
   c.optim = ml_collections.ConfigDict()
   c.optim.name = "adamw"

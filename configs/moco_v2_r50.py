@@ -10,6 +10,10 @@ flip, color jitter (0.4, 0.4, 0.4, 0.1) p=0.8, grayscale p=0.2, blur p=0.5. Glob
 stands in for shuffle BN. Hardware: the paper used 8 V100s. Linear accuracy: 67.5 at 200
 epochs, 71.1 at 800 (paper, Table 2); the seed's comparison (SimSiam paper, Table 4): 67.4 /
 69.9 / 71.0 / 72.2 at 100 / 200 / 400 / 800 epochs. Needs TFDS imagenet2012 as array_record.
+
+Heads and BatchNorm as the release (torchvision's defaults): the head initialised as
+nn.Linear, BatchNorm running variances unbiased, the residual blocks' last BN scale at 1
+(`moco.head_init`, `model.bn_running_var`, `model.zero_init_residual`).
 """
 from ssljax.config import loading, sections
 from ssljax.methods import moco, recipes
@@ -25,6 +29,8 @@ def get_config(arg=None):
   c.optim.schedule_per_epoch = True  # adjust_learning_rate once per epoch
   if not arg.runlocal:
     c.aug.crop_scale, c.aug.color_jitter = (0.2, 1.0), (0.4, 0.4, 0.4, 0.1)
+    c.moco.head_init, c.model.bn_running_var = "torch", "unbiased"
+    c.model.zero_init_residual = False
   if arg.runlocal:
     recipes.siamese_runlocal(c)
   c.lock()

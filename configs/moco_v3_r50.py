@@ -12,6 +12,10 @@ and predictor 256 -> 4096 -> 256 with BN; crops 0.2-1 (`--crop-min=.2`), flip, c
 1 / 2. Linear accuracy: 68.9 / 72.8 / 74.6 at 100 / 300 / 1000 epochs (paper, Table 5 and the
 official repository). Needs TFDS imagenet2012 as array_record.
 ViT: configs/moco_v3_vitb.py.
+
+Heads and BatchNorm as the release: every Linear without bias (`moco.predictor_output_bias`),
+initialised as PyTorch's nn.Linear (`moco.head_init`), BatchNorm running variances unbiased
+(`model.bn_running_var`).
 """
 from ssljax.config import loading, sections
 from ssljax.methods import moco, recipes
@@ -33,6 +37,8 @@ def get_config(arg=None):
   if arg.runlocal:
     recipes.siamese_runlocal(c)
   else:
+    c.moco.head_init, c.model.bn_running_var = "torch", "unbiased"
+    c.moco.predictor_output_bias = False
     recipes.asymmetric_views(c)
     c.aug.crop_scale = (0.2, 1.0)  # --crop-min=.2 in every R-50 command (CONFIG.md)
   c.lock()

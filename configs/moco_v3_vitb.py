@@ -10,6 +10,10 @@ hidden -> 256, BN; fixed 2-D sin-cos position embeddings and a frozen random pat
 (the paper's stability fix, `optim.frozen_regex`); features are the cls token; crops 0.08-1,
 blur p=1.0 / 0.1 and solarize p=0 / 0.2 on views 1 / 2 (as the ResNet-50 recipe). Linear
 accuracy: 76.7 (paper, Table 5). Needs TFDS imagenet2012 as array_record.
+
+Heads and BatchNorm as the release: every Linear without bias, the predictor's output
+through a BN without affine (`moco.predictor_last_bn`), initialised as PyTorch's nn.Linear
+(`moco.head_init`), BatchNorm running variances unbiased (`model.bn_running_var`).
 """
 from ssljax.config import loading, sections
 from ssljax.methods import moco, recipes
@@ -27,6 +31,9 @@ def get_config(arg=None):
   c.optim.wd_exclude, c.optim.decay_1d_params = None, True
   c.optim.frozen_regex = "^backbone/patch_embed/"
   c.model.variant = "B/16"
+  if not arg.runlocal:
+    c.moco.head_init, c.model.bn_running_var = "torch", "unbiased"
+    c.moco.predictor_last_bn, c.moco.predictor_output_bias = True, False
   if arg.runlocal:
     recipes.siamese_runlocal(c)
     c.model.variant = "mu/4"

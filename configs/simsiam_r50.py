@@ -10,6 +10,9 @@ epochs by default;
 crops 0.2-1, flip, color jitter p=0.8, grayscale p=0.2, Gaussian blur p=0.5. Hardware: the
 paper used 8 V100s. Needs TFDS imagenet2012 as array_record.
 Paper linear accuracy: 68.1 / 70.0 / 70.8 / 71.3 at 100 / 200 / 400 / 800 epochs (Table 4).
+
+Heads and BatchNorm as the release (PyTorch): every head Linear initialised as nn.Linear,
+BatchNorm running variances unbiased (`simsiam.head_init`, `model.bn_running_var`).
 """
 from ssljax.config import loading, sections
 from ssljax.methods import recipes
@@ -34,6 +37,8 @@ def get_config(arg=None):
   c.checkpoint_every_steps = 2500
   c.evals.knn = sections.knn_eval_config(every_epochs=10, test_split="validation",
                                          feature="backbone", batch_size=1024)
+  if not arg.runlocal:
+    c.simsiam.head_init, c.model.bn_running_var = "torch", "unbiased"
   if arg.runlocal:
     recipes.siamese_runlocal(c)
   c.lock()

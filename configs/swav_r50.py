@@ -11,6 +11,11 @@ each with flip, color jitter (0.8, 0.8, 0.8, 0.2) p=0.8, grayscale p=0.2, blur p
 Linear accuracy: 72.1 at 100 epochs with multi-crop, 75.3 at 800 (paper, Table 11 / 1); the
 seed's comparison (SimSiam paper, Table 4, without multi-crop): 66.5 / 69.1 / 70.7 / 71.8 at
 100 / 200 / 400 / 800 epochs. Needs TFDS imagenet2012 as array_record.
+
+Heads and BatchNorm as the release: the projector runs once on all crops, its BN over every
+crop (`swav.projector_over_all_crops`); head and prototypes initialised as PyTorch's nn.Linear
+(`swav.head_init`); BatchNorm running variances unbiased and the residual blocks' last BN
+scale at 1 (`model.bn_running_var`, `model.zero_init_residual`).
 """
 from ssljax.config import loading, sections
 from ssljax.methods import recipes, swav
@@ -28,6 +33,9 @@ def get_config(arg=None):
   # apex LARC over model.parameters(): BN and biases get weight decay and the trust ratio too
   c.optim.decay_1d_params, c.optim.lars_lr_after_momentum = True, True
   c.aug.crop_scale = (0.14, 1.0)
+  if not arg.runlocal:
+    c.swav.head_init, c.swav.projector_over_all_crops = "torch", True
+    c.model.bn_running_var, c.model.zero_init_residual = "unbiased", False
   if arg.runlocal:
     c.swav.num_small_crops = 2
     recipes.siamese_runlocal(c)

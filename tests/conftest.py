@@ -41,6 +41,19 @@ def load_config_with(name, arg=None, **fields):
   return config
 
 
+def numpy_variables(module, *inputs, seed=0):
+  """`module`'s variables without running its initialisers (whose random draws compile
+  slowly on CPU): params N(0, 1) from numpy, BatchNorm statistics at mean 0, var 1."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(seed)
+  shapes = jax.eval_shape(module.init, jax.random.key(0), *inputs)
+  def value(path, shape):
+    if path[0].key == "batch_stats":
+      return np.full(shape.shape, float(path[-1].key == "var"), np.float32)
+    return rng.normal(size=shape.shape).astype(np.float32)
+  return jax.tree_util.tree_map_with_path(value, shapes)
+
+
 @pytest.fixture(scope="session")
 def pretrained_workdir(tmp_path_factory):
   """A demo:runlocal MAE pre-training run (6 steps), shared by the evaluation tests."""

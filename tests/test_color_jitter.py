@@ -18,9 +18,9 @@ IMPLS = sections.COLOR_JITTER_IMPLS
 # Brightness, contrast and saturation of each semantics, named here so the table is pinned too.
 OPS = {
     "torchvision": (augment.adjust_brightness, augment.adjust_contrast, augment.adjust_saturation),
-    "byol": (augment.adjust_brightness_additive, augment.adjust_contrast_per_channel,
+    "tf_additive": (augment.adjust_brightness_additive, augment.adjust_contrast_per_channel,
              augment.adjust_saturation_hsv),
-    "simclr": (augment.adjust_brightness, augment.adjust_contrast_per_channel,
+    "tf_scaled": (augment.adjust_brightness, augment.adjust_contrast_per_channel,
                augment.adjust_saturation_hsv),
 }
 # The example of TensorFlow's adjust_contrast and adjust_saturation documentation, [2, 2, 3].
@@ -115,7 +115,7 @@ def test_jitter_is_the_ops_in_the_drawn_order_with_the_drawn_factors(impl):
   keys = jax.random.split(key, 5)
   draw = lambda k, low, high: jax.random.uniform(k, (), minval=low, maxval=high)
   brightness, contrast, saturation = OPS[impl]
-  b_range = (-b, b) if impl == "byol" else (1 - b, 1 + b)
+  b_range = (-b, b) if impl == "tf_additive" else (1 - b, 1 + b)
   ops = [lambda y: brightness(y, draw(keys[0], *b_range)),
          lambda y: contrast(y, draw(keys[1], 1 - c, 1 + c)),
          lambda y: saturation(y, draw(keys[2], 1 - s, 1 + s)),
@@ -136,11 +136,11 @@ def test_brightness_draws_of_each_semantics(impl):
   x = _images(0.3, 0.6)
   out = _jitter_batch(x, (0.2, 0.0, 0.0, 0.0), impl)
   x = np.asarray(x)
-  change = out - x if impl == "byol" else out / x
+  change = out - x if impl == "tf_additive" else out / x
   per_example = change.reshape(BATCH, -1)
   np.testing.assert_allclose(per_example, per_example[:, :1].repeat(per_example.shape[1], 1),
                              atol=2e-5)
-  centre = 0.0 if impl == "byol" else 1.0
+  centre = 0.0 if impl == "tf_additive" else 1.0
   drawn = per_example[:, 0] - centre
   assert np.abs(drawn).max() <= 0.2 + 1e-5 and drawn.min() < -0.1 and drawn.max() > 0.1
 
@@ -185,8 +185,8 @@ def test_views_use_the_configured_semantics(monkeypatch):
 
 def test_the_tf_releases_recipes_use_their_jitter():
   impl = lambda name: _config(name).aug.color_jitter_impl
-  assert impl("byol_r50.py") == "byol"
-  assert impl("simclr_r50.py") == "simclr"
+  assert impl("byol_r50.py") == "tf_additive"
+  assert impl("simclr_r50.py") == "tf_scaled"
   # SwAV, MoCo and SimSiam use torchvision's ColorJitter; CIFAR-10 and runlocal keep theirs.
   for name in ("swav_r50.py", "moco_v2_r50.py", "moco_v3_r50.py", "simsiam_r50.py",
                "byol_r50.py:runlocal", "simclr_r50.py:runlocal", "byol_cifar10.py",
@@ -201,5 +201,5 @@ def test_jitter_names_agree_and_are_validated():
   config.aug.color_jitter_impl = "tf"
   with pytest.raises(ConfigError) as error:
     validation.validate(config)
-  assert str(error.value) == ("aug.color_jitter_impl='tf' is invalid: use torchvision or byol "
-                              "or simclr")
+  assert str(error.value) == ("aug.color_jitter_impl='tf' is invalid: use torchvision or "
+                              "tf_additive or tf_scaled")

@@ -1,16 +1,19 @@
-"""SimCLR, MoCo v2/v3, BYOL and SwAV: their losses against the formulas, global-batch
-negatives on 1 and 8 devices, EMA, the FIFO queue across a resume, Sinkhorn marginals, frozen
-prototypes, and learning on real data."""
+"""SimCLR, MoCo v2/v3, BYOL and SwAV: their losses against the formulas (SimCLR's reduction
+as its release), global-batch negatives on 1 and 8 devices, EMA, the FIFO queue across a
+resume, Sinkhorn marginals, frozen prototypes, SwAV's projector BatchNorm over all crops, and
+learning on real data."""
 import os
 import shutil
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import pytest
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from conftest import load_config
+from conftest import load_config, numpy_variables
 from ssljax.run import optim, pretrain, run_types
 from ssljax.run.state import TrainState
 from ssljax.runtime import metrics, pretrained, sharding
@@ -54,6 +57,32 @@ def test_nt_xent_over_a_batch_sharded_on_8_devices_equals_1_device():
   per_device = np.mean([float(simclr.nt_xent(z1[i:i + 2], z2[i:i + 2], 0.2))
                         for i in range(0, 16, 2)])
   assert abs(per_device - on_one) > 0.1
+
+
+def _release_simclr_loss(z1, z2, t):
+  """simclr tf2/objective.py, from its description: per view, cross-entropy of each anchor
+  over [the other view's N, its own view's N with itself masked out], mean over the N anchors;
+  the loss is the sum of the two views' means."""
+  h1, h2 = (z / np.linalg.norm(z, axis=1, keepdims=True) for z in (z1.astype(np.float64),
+                                                                   z2.astype(np.float64)))
+  n = len(h1)
+  def view_loss(a, b):
+    logits = np.concatenate([a @ b.T, a @ a.T - 1e9 * np.eye(n)], axis=1) / t
+    log_prob = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    return -np.mean(log_prob[np.arange(n), np.arange(n)])
+  return view_loss(h1, h2) + view_loss(h2, h1)
+
+
+def test_simclr_loss_reduction_sums_the_views_as_the_release_or_averages_all_2n():
+  z1, z2 = np.random.default_rng(2).normal(size=(2, 8, 5)).astype(np.float32)
+  head = lambda reduction: ml_collections.ConfigDict(dict(temperature=0.2,
+                                                          loss_reduction=reduction))
+  release, mean = jax.jit(lambda a, b: [simclr.contrastive_loss(a, b, head(r))
+                                         for r in ("sum_over_views", "mean")])(z1, z2)
+  np.testing.assert_allclose(release, _release_simclr_loss(z1, z2, 0.2), rtol=1e-5)
+  np.testing.assert_allclose(float(release) / float(mean), 2.0, rtol=1e-6)
+  assert load_config("simclr_r50").simclr.loss_reduction == "sum_over_views"
+  assert load_config("simclr_cifar10").simclr.loss_reduction == "mean"
 
 
 def _losses(workdir):
@@ -143,6 +172,46 @@ def test_sinkhorn_codes_have_uniform_marginals():
   np.testing.assert_allclose(codes.sum(axis=0) / 256, 1 / 32, atol=1e-3)  # equal partition
   # a soft assignment, sharper than uniform, that prefers the prototype closest to each z
   assert float(jnp.mean(jnp.argmax(codes, 1) == jnp.argmax(z @ prototypes, 1))) > 0.5
+
+
+class _PooledFeatures(nn.Module):
+  """A backbone with the ResNet's interface and one BatchNorm, quick to compile."""
+  @nn.compact
+  def __call__(self, images, train=False):
+    x = nn.Dense(16)(images.mean(axis=(1, 2)))
+    pooled = nn.BatchNorm(use_running_average=not train, momentum=0.9)(x)
+    return pooled, {"pooled": pooled}
+
+
+@pytest.mark.parametrize("over_all_crops", [True, False])
+def test_swav_projector_batchnorm_spans_every_crop_only_over_all_crops(over_all_crops):
+  """swav src/resnet50.py: backbone per resolution, then one head pass over the features of
+  all crops. The projector's BN statistics after one step are one update with the mean and
+  variance of all 2 large and 3 small crops, not two updates, one per resolution."""
+  config = load_config("swav_cifar10", "runlocal")
+  with config.unlocked():
+    config.swav.projector_over_all_crops = over_all_crops
+  modules = dict(siamese.build_network(config, config.swav), backbone=_PooledFeatures())
+  rng = np.random.default_rng(0)
+  crops = [rng.normal(i, 1 + i, size=(4, size, size, 3)).astype(np.float32)
+           for i, size in enumerate((8, 8, 4, 4, 4))]
+  variables = {part: numpy_variables(modules[part], x) for part, x in
+               (("backbone", crops[0]), ("projector", np.zeros((4, 16), np.float32)))}
+  params = {k: v["params"] for k, v in variables.items()}
+  kernel = rng.normal(size=(64, 30)).astype(np.float32)
+  params["prototypes"] = {"prototypes": {"kernel": kernel}}
+  stats = {k: v["batch_stats"] for k, v in variables.items()}
+  scores, _, new_stats = jax.jit(lambda p, s: swav.crop_scores(config, modules, p, s, crops))(
+      params, stats)
+  assert [s.shape for s in scores] == [(4, 30)] * 5
+  features = np.concatenate([modules["backbone"].apply(
+      variables["backbone"], np.concatenate(group), train=True, mutable=["batch_stats"])[0][0]
+                             for group in (crops[:2], crops[2:])])
+  h = features @ params["projector"]["fc0"]["kernel"]  # fc0 has no bias (BN follows)
+  bn0 = new_stats["projector"]["bn0"]
+  matches = (np.allclose(bn0["mean"], 0.1 * h.mean(axis=0), rtol=1e-4, atol=1e-5)
+             and np.allclose(bn0["var"], 0.9 + 0.1 * h.var(axis=0), rtol=1e-4, atol=1e-5))
+  assert matches == over_all_crops
 
 
 @pytest.mark.slow

@@ -14,9 +14,9 @@ PROBE_HEAD_INITS = ("flax_truncated", "normal", "haiku", "zeros")
 # sample_distorted_bounding_box as SimCLR calls it.
 CROP_SAMPLERS = ("torchvision", "clamped", "tf_sdbb")
 # Colour-jitter semantics (`ssljax.data.augment.COLOR_JITTER_OPS`): torchvision's ColorJitter;
-# BYOL's release (additive brightness, TF's per-channel contrast and HSV saturation); SimCLR's
-# (multiplicative brightness, TF's contrast and saturation).
-COLOR_JITTER_IMPLS = ("torchvision", "byol", "simclr")
+# tf_additive, BYOL's release (additive brightness, TF's per-channel contrast and HSV
+# saturation); tf_scaled, SimCLR's (multiplicative brightness, TF's contrast and saturation).
+COLOR_JITTER_IMPLS = ("torchvision", "tf_additive", "tf_scaled")
 
 
 def input_config():
@@ -72,7 +72,7 @@ def base_config():
   c.aug.flip = True
   c.aug.color_jitter = (0.4, 0.4, 0.4, 0.1)  # brightness, contrast, saturation, hue
   c.aug.color_jitter_prob = 0.0
-  c.aug.color_jitter_impl = "torchvision"  # torchvision | byol | simclr (COLOR_JITTER_IMPLS)
+  c.aug.color_jitter_impl = "torchvision"  # torchvision | tf_additive | tf_scaled (COLOR_JITTER_IMPLS)
   c.aug.grayscale_prob = 0.0
   # Blur and solarize: one probability for every view, or a tuple with one per view (BYOL and
   # MoCo v3: blur (1.0, 0.1), solarize (0.0, 0.2)).
@@ -89,6 +89,9 @@ def base_config():
   c.model.remat = False
   c.model.resnet_width = 64  # ResNet base width (64 in the papers; smaller for CPU runs)
   c.model.cifar_stem = False  # ResNet 3x3 stride-1 stem without max-pool for 32x32 images
+  c.model.zero_init_residual = True  # ResNet: last BN scale of each block starts at 0
+  # BatchNorm running variance: "biased" (Flax, Haiku, Keras) or "unbiased" (PyTorch)
+  c.model.bn_running_var = "biased"
 
   c.optim = ml_collections.ConfigDict()
   c.optim.name = "adamw"

@@ -69,7 +69,8 @@ def _check_crop_scale(name, scale):
 
 def _check_view_probs(config):
   """aug.blur_prob / aug.solarize_prob: a probability, or one per view of the method."""
-  views = 2 + config.swav.num_small_crops if config.method == "swav" else 2
+  method_config = config.get(config.method) or {}
+  views = 2 + method_config.get("num_small_crops", 0)  # multi-crop methods add small crops
   for field in ("blur_prob", "solarize_prob"):
     value = config.aug[field]
     probs = tuple(value) if isinstance(value, (tuple, list)) else (value,)

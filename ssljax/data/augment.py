@@ -186,11 +186,13 @@ def adjust_saturation_hsv(image, factor):
 # (`sections.COLOR_JITTER_IMPLS`); hue is the same HSV rotation in all three. torchvision's
 # ColorJitter: contrast around the luma mean, saturation a blend with the grayscale image. The
 # TF releases: per-channel contrast and HSV saturation (tf.image), brightness x * f in SimCLR
-# (tf2/data_util.py, impl "simclrv2") and x + delta in BYOL (byol/utils/augmentations.py).
+# ("tf_scaled"; tf2/data_util.py, impl "simclrv2") and x + delta in BYOL ("tf_additive";
+# byol/utils/augmentations.py).
 COLOR_JITTER_OPS = {
     "torchvision": (adjust_brightness, adjust_contrast, adjust_saturation),
-    "byol": (adjust_brightness_additive, adjust_contrast_per_channel, adjust_saturation_hsv),
-    "simclr": (adjust_brightness, adjust_contrast_per_channel, adjust_saturation_hsv),
+    "tf_additive": (adjust_brightness_additive, adjust_contrast_per_channel,
+                    adjust_saturation_hsv),
+    "tf_scaled": (adjust_brightness, adjust_contrast_per_channel, adjust_saturation_hsv),
 }
 
 
@@ -202,7 +204,7 @@ def color_jitter(key, image, strength=(0.4, 0.4, 0.4, 0.1), impl="torchvision"):
   b, c, s, h = strength
   brightness, contrast, saturation = COLOR_JITTER_OPS[impl]
   keys = jax.random.split(key, 5)
-  low, high = (-b, b) if impl == "byol" else (1 - b, 1 + b)
+  low, high = (-b, b) if impl == "tf_additive" else (1 - b, 1 + b)
   factors = [jax.random.uniform(keys[0], (), minval=low, maxval=high),
              jax.random.uniform(keys[1], (), minval=1 - c, maxval=1 + c),
              jax.random.uniform(keys[2], (), minval=1 - s, maxval=1 + s),

@@ -64,7 +64,12 @@ def default_config():
   base momentum 0.996."""
   return ml_collections.ConfigDict(dict(
       dim=256, hidden_dim=4096, projector_layers=2, projector_hidden_bn=True,
-      projector_last_bn=False, predictor_hidden_dim=4096, momentum=0.996))
+      projector_last_bn=False, predictor_hidden_dim=4096, momentum=0.996,
+      **siamese.head_options(predictor=True)))
+
+
+def validate(config):
+  siamese.validate_network(config, "byol")
 
 
 torch_parts = siamese.torch_parts

@@ -44,6 +44,7 @@ def enqueue(queue, pointer, keys):
 
 
 def validate(config):
+  siamese.validate_network(config, "moco")
   c = config.moco
   if c.version not in (2, 3):
     raise ConfigError(f"moco.version={c.version} is unknown: use 2 or 3")
@@ -125,11 +126,11 @@ def default_config(version=2):
     return ml_collections.ConfigDict(dict(
         version=2, dim=128, hidden_dim=2048, projector_layers=2, projector_hidden_bn=False,
         projector_last_bn=False, predictor_hidden_dim=None, temperature=0.2, momentum=0.999,
-        queue_size=65536))
+        queue_size=65536, **siamese.head_options(predictor=False)))
   return ml_collections.ConfigDict(dict(
       version=3, dim=256, hidden_dim=4096, projector_layers=2, projector_hidden_bn=True,
       projector_last_bn=True, predictor_hidden_dim=4096, temperature=1.0, momentum=0.99,
-      queue_size=0))
+      queue_size=0, **siamese.head_options(predictor=True)))
 
 
 torch_parts = siamese.torch_parts

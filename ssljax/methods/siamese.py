@@ -3,16 +3,18 @@ BatchNorm statistics, momentum (EMA) target networks, l2 normalisation, the coll
 
 A method's head config (`config.simsiam`, `config.byol`, ...) has `dim` (output width),
 `hidden_dim` (projector hidden width, default `dim`), `projector_layers`, optionally
-`projector_hidden_bn` / `projector_last_bn` (default True) and `predictor_hidden_dim` (None:
-no predictor). Parameters are `{"backbone", "projector"[, "predictor"]}`; BatchNorm statistics
-the same keys under `batch_stats`.
+`projector_hidden_bn` / `projector_last_bn` (default True), `predictor_hidden_dim` (None: no
+predictor) and the switches of `HEAD_OPTIONS` / `PREDICTOR_OPTIONS` (`heads.Projector`,
+`heads.Predictor`; `head_init` is one of `heads.INITS`). Parameters are `{"backbone",
+"projector"[, "predictor"]}`; BatchNorm statistics the same keys under `batch_stats`.
 """
 import math
 
 import jax
 import jax.numpy as jnp
 
-from ssljax.models import heads, resnet, vit
+from ssljax.errors import ConfigError
+from ssljax.models import batch_norm, heads, resnet, vit
 
 PARTS = ("backbone", "projector", "predictor")
 
@@ -22,20 +24,50 @@ def build_backbone(config):
   dtype = jnp.dtype(config.model.dtype)
   if config.model.variant.startswith("resnet"):
     return resnet.from_name(config.model.variant, width=config.model.resnet_width,
-                            cifar_stem=config.model.cifar_stem, dtype=dtype)
+                            cifar_stem=config.model.cifar_stem, dtype=dtype,
+                            zero_init_residual=config.model.zero_init_residual,
+                            bn_running_var=config.model.bn_running_var)
   return vit.ViT(**vit.spec_from_config(config.model), dtype=dtype, remat=config.model.remat)
+
+
+# The head switches of `build_network` and their defaults (the ssljax heads of the CIFAR
+# recipes); the ImageNet recipes set the release's values.
+HEAD_OPTIONS = dict(head_init="flax", projector_last_bn_scale=False, projector_output_bias=True)
+PREDICTOR_OPTIONS = dict(predictor_last_bn=False, predictor_output_bias=True)
+
+
+def head_options(predictor):
+  """`HEAD_OPTIONS` (and `PREDICTOR_OPTIONS` with a `predictor`) for a method's head config."""
+  return dict(HEAD_OPTIONS, **(PREDICTOR_OPTIONS if predictor else {}))
 
 
 def build_network(config, head):
   """{"backbone", "projector"[, "predictor"]} modules for head config `head`."""
+  option = lambda name: head.get(name, head_options(True)[name])
+  shared = dict(linear_init=option("head_init"), bn_running_var=config.model.bn_running_var)
   modules = {"backbone": build_backbone(config),
              "projector": heads.Projector(head.dim, head.get("hidden_dim") or head.dim,
                                           head.projector_layers,
                                           head.get("projector_hidden_bn", True),
-                                          head.get("projector_last_bn", True))}
+                                          head.get("projector_last_bn", True),
+                                          option("projector_last_bn_scale"),
+                                          option("projector_output_bias"), **shared)}
   if head.get("predictor_hidden_dim"):
-    modules["predictor"] = heads.Predictor(head.dim, head.predictor_hidden_dim)
+    modules["predictor"] = heads.Predictor(head.dim, head.predictor_hidden_dim,
+                                           option("predictor_last_bn"),
+                                           option("predictor_output_bias"), **shared)
   return modules
+
+
+def validate_network(config, name):
+  """ConfigErrors for the network fields of `config.model` and head config `config[name]`."""
+  init = config[name].get("head_init", HEAD_OPTIONS["head_init"])
+  if init not in heads.INITS:
+    raise ConfigError(f"{name}.head_init={init!r} is unknown: use one of "
+                      f"{', '.join(heads.INITS)}")
+  if config.model.bn_running_var not in batch_norm.RUNNING_VARS:
+    raise ConfigError(f"model.bn_running_var={config.model.bn_running_var!r} is unknown: use "
+                      f"{' or '.join(batch_norm.RUNNING_VARS)}")
 
 
 def _mode(module, train):
@@ -64,24 +96,33 @@ def backbone_features(backbone, variables, images, train):
   return (out[:, 0] if isinstance(backbone, vit.ViT) else intermediates["pooled"]), stats
 
 
-def apply_network(modules, params, stats, images, train):
-  """Normalised images -> ({"backbone": [B, D], "z": [B, dim][, "p": [B, dim]]}, new stats).
-
-  Only the parts present in `params` run (a target network has no predictor).
-  """
-  new_stats = {}
-  features, backbone_stats = backbone_features(
+def apply_backbone(modules, params, stats, images, train):
+  """Normalised images -> (features [B, D], {"backbone": new stats}, or {} without BN)."""
+  features, new_stats = backbone_features(
       modules["backbone"], _variables(params, stats, "backbone"), images, train)
-  if backbone_stats is not None:
-    new_stats["backbone"] = backbone_stats
-  outputs = {"backbone": features}
+  return features, ({} if new_stats is None else {"backbone": new_stats})
+
+
+def apply_heads(modules, params, stats, features, train):
+  """features [B, D] -> ({"z": [B, dim][, "p": [B, dim]]}, new stats of the heads that ran).
+
+  The predictor runs only if present in `params` (a target network has none)."""
+  outputs, new_stats = {}, {}
   outputs["z"], new_stats["projector"] = _run(
       modules["projector"], _variables(params, stats, "projector"), features, train)
   if "predictor" in params and "predictor" in modules:
     outputs["p"], new_stats["predictor"] = _run(
         modules["predictor"], _variables(params, stats, "predictor"), outputs["z"], train)
-  new_stats = {k: v for k, v in new_stats.items() if v is not None}
-  return {k: v.astype(jnp.float32) for k, v in outputs.items()}, new_stats
+  return outputs, {k: v for k, v in new_stats.items() if v is not None}
+
+
+def apply_network(modules, params, stats, images, train):
+  """Normalised images -> ({"backbone": [B, D], "z": [B, dim][, "p": [B, dim]]}, new stats
+  of the parts that ran)."""
+  features, new_stats = apply_backbone(modules, params, stats, images, train)
+  outputs, head_stats = apply_heads(modules, params, stats, features, train)
+  outputs = {"backbone": features, **outputs}
+  return {k: v.astype(jnp.float32) for k, v in outputs.items()}, {**new_stats, **head_stats}
 
 
 def init_network(config, modules, rng, image_shape):

@@ -6,13 +6,18 @@ is NT-Xent: for each of the 2N projections the other view of its image is the po
 other 2N - 2 projections are the negatives, cross-entropy over cosine similarity / temperature.
 Under `jax.jit` with the batch sharded over devices the similarity matrix is over the whole
 global batch: every device's examples are negatives for every other's.
+`simclr.loss_reduction`: "mean" over the 2N anchors, or "sum_over_views" (the release's
+`reduce_mean(loss_a + loss_b)`: the two views' means summed, twice the mean).
 """
 import jax
 import jax.numpy as jnp
 import ml_collections
 
 from ssljax.data import augment
+from ssljax.errors import ConfigError
 from ssljax.methods import siamese
+
+LOSS_REDUCTIONS = {"mean": 1.0, "sum_over_views": 2.0}  # the factor on the mean over 2N
 
 
 def nt_xent(z1, z2, temperature):
@@ -29,6 +34,11 @@ def nt_xent(z1, z2, temperature):
   return -jnp.mean(jnp.take_along_axis(log_prob, positives[:, None], axis=1))
 
 
+def contrastive_loss(z1, z2, head):
+  """NT-Xent at `head.temperature`, reduced as `head.loss_reduction` (`LOSS_REDUCTIONS`)."""
+  return LOSS_REDUCTIONS[head.loss_reduction] * nt_xent(z1, z2, head.temperature)
+
+
 def init(config, rng, image_shape):
   return siamese.init_network(config, siamese.build_network(config, config.simclr), rng,
                               image_shape)
@@ -43,7 +53,7 @@ def loss(config, params, state, batch, rng):
   out, stats = siamese.apply_network(siamese.build_network(config, config.simclr), params,
                                      state["batch_stats"], jnp.concatenate([x1, x2]), True)
   z1, z2 = out["z"][:n], out["z"][n:]
-  value = nt_xent(z1, z2, config.simclr.temperature)
+  value = contrastive_loss(z1, z2, config.simclr)
   return value, ({"batch_stats": stats}, {"loss": value, "output_std": siamese.output_std(z1)})
 
 
@@ -57,10 +67,19 @@ def flops_per_example(config):
 
 
 def default_config():
-  """`config.simclr`: the paper's head (2048 -> 128, BN on the hidden layer), t = 0.1."""
+  """`config.simclr`: the v1 paper's head (2048 -> 128, BN on the hidden layer), t = 0.1; the
+  ImageNet recipe (configs/simclr_r50.py) sets the TF2 release's head and loss."""
   return ml_collections.ConfigDict(dict(
       dim=128, hidden_dim=2048, projector_layers=2, projector_hidden_bn=True,
-      projector_last_bn=False, temperature=0.1))
+      projector_last_bn=False, temperature=0.1, loss_reduction="mean",
+      **siamese.head_options(predictor=False)))
+
+
+def validate(config):
+  siamese.validate_network(config, "simclr")
+  if config.simclr.loss_reduction not in LOSS_REDUCTIONS:
+    raise ConfigError(f"simclr.loss_reduction={config.simclr.loss_reduction!r} is unknown: "
+                      f"use {' or '.join(LOSS_REDUCTIONS)}")
 
 
 torch_parts = siamese.torch_parts

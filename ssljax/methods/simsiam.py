@@ -69,7 +69,11 @@ def default_config():
   """`config.simsiam`: the paper's heads (2048-d output, 512-d predictor bottleneck)."""
   return ml_collections.ConfigDict(dict(
       dim=2048, predictor_hidden_dim=512, projector_layers=3, stop_gradient=True,
-      predictor=True))
+      predictor=True, **siamese.head_options(predictor=True)))
+
+
+def validate(config):
+  siamese.validate_network(config, "simsiam")
 
 
 torch_parts = siamese.torch_parts

@@ -8,6 +8,9 @@ predicts the codes of the other large crops: the swapped prediction loss
 `swav.small_crop_size` from scale `swav.small_crop_scale` (codes only from the 2 large crops).
 The prototypes get no gradient for the first `swav.freeze_prototypes_steps` steps (the paper:
 one epoch) and are re-normalised after every update. No negatives, no momentum encoder.
+Crops of one resolution go through the backbone together (one BatchNorm batch each); the
+projector runs per resolution too, or, with `swav.projector_over_all_crops` (the release), once
+on the features of all crops (its BatchNorm statistics over every crop).
 """
 import jax
 import jax.numpy as jnp
@@ -47,7 +50,11 @@ def swapped_prediction(scores, codes, temperature):
 
 
 def _prototypes(config):
-  return heads.Prototypes(config.swav.num_prototypes)
+  return heads.Prototypes(config.swav.num_prototypes, config.swav.head_init)
+
+
+def validate(config):
+  siamese.validate_network(config, "swav")
 
 
 def init(config, rng, image_shape):
@@ -87,25 +94,44 @@ def _crops(config, rng, batch):
 def loss(config, params, state, batch, rng):
   """uint8 batch["image"] -> (loss, (model state, metrics))."""
   c = config.swav
-  modules = siamese.build_network(config, c)
   crops = _crops(config, rng, batch)
   frozen = state["prototypes_frozen"] > 0
   prototypes = jax.tree.map(lambda w: jnp.where(frozen, jax.lax.stop_gradient(w), w),
                             params["prototypes"])
-  stats, scores, zs = state["batch_stats"], [], []
-  # Crops of one resolution go through the network together (one BatchNorm batch each).
-  groups = [crops[:2]] + ([crops[2:]] if len(crops) > 2 else [])
-  for group in groups:
-    out, stats = siamese.apply_network(modules, params, stats, jnp.concatenate(group), True)
-    s = _prototypes(config).apply({"params": prototypes}, out["z"])
-    scores += jnp.split(s, len(group))
-    zs.append(out["z"])
+  scores, z, stats = crop_scores(config, siamese.build_network(config, c),
+                                 dict(params, prototypes=prototypes), state["batch_stats"],
+                                 crops)
   codes = [jax.lax.stop_gradient(sinkhorn(s, c.epsilon, c.sinkhorn_iterations))
            for s in scores[:2]]
   value = swapped_prediction(scores, codes, c.temperature)
-  metrics = {"loss": value, "output_std": siamese.output_std(zs[0]),
+  metrics = {"loss": value, "output_std": siamese.output_std(z),
              "code_entropy": -jnp.mean(jnp.sum(codes[0] * jnp.log(codes[0] + 1e-12), axis=1))}
   return value, (dict(state, batch_stats=stats), metrics)
+
+
+def crop_scores(config, modules, params, stats, crops):
+  """Normalised crops (2 large, then the small ones; [B, H, W, C] each) -> (prototype scores
+  per crop [B, K], z of the large crops [2B, dim], new batch stats). Crops of one resolution
+  go through the backbone together; the projector follows per resolution, or once over all
+  crops with `swav.projector_over_all_crops`."""
+  groups = [crops[:2]] + ([crops[2:]] if len(crops) > 2 else [])
+  score = lambda z: _prototypes(config).apply({"params": params["prototypes"]}, z)
+  if config.swav.projector_over_all_crops:
+    features = []
+    for group in groups:
+      f, new_stats = siamese.apply_backbone(modules, params, stats, jnp.concatenate(group),
+                                            True)
+      stats = dict(stats, **new_stats)
+      features.append(f)
+    out, new_stats = siamese.apply_heads(modules, params, stats, jnp.concatenate(features), True)
+    z = out["z"].astype(jnp.float32)
+    return jnp.split(score(z), len(crops)), z[:2 * crops[0].shape[0]], dict(stats, **new_stats)
+  scores, large_z = [], None
+  for group in groups:
+    out, stats = siamese.apply_network(modules, params, stats, jnp.concatenate(group), True)
+    scores += jnp.split(score(out["z"]), len(group))
+    large_z = out["z"] if large_z is None else large_z
+  return scores, large_z, stats
 
 
 def after_update(config, params, model_state, step, total_steps):
@@ -136,7 +162,8 @@ def default_config():
       dim=128, hidden_dim=2048, projector_layers=2, projector_hidden_bn=True,
       projector_last_bn=False, num_prototypes=3000, temperature=0.1, epsilon=0.05,
       sinkhorn_iterations=3, freeze_prototypes_steps=0, num_small_crops=0,
-      small_crop_size=96, small_crop_scale=(0.05, 0.14)))
+      small_crop_size=96, small_crop_scale=(0.05, 0.14), projector_over_all_crops=False,
+      **siamese.head_options(predictor=False)))
 
 
 torch_parts = siamese.torch_parts

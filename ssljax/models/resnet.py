@@ -2,6 +2,8 @@
 
 BatchNorm keeps running statistics in the `batch_stats` collection. Under `jax.jit` with the
 batch sharded over devices its mean and variance are over the global batch: SyncBN semantics.
+`bn_running_var` picks the biased (Flax) or unbiased (PyTorch) running variance (`batch_norm`);
+`zero_init_residual` starts the last BN scale of every block at 0 instead of 1.
 `__call__(images [B, H, W, C], train) -> (features [B, C_out], intermediates)`.
 """
 from typing import Any, Sequence
@@ -9,6 +11,7 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
+from ssljax.models.batch_norm import BatchNorm
 from ssljax.models.conv import Conv
 
 # name: (block kind, blocks per stage)
@@ -24,10 +27,10 @@ def _conv(features, kernel, stride, dtype, name):
               kernel_init=_conv_init, dtype=dtype, name=name)
 
 
-def _norm(train, dtype, zero_scale=False, name=None):
-  return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, dtype=dtype,
-                      scale_init=nn.initializers.zeros if zero_scale else nn.initializers.ones,
-                      name=name)
+def _norm(train, dtype, running_var, zero_scale=False, name=None):
+  return BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, dtype=dtype,
+                   scale_init=nn.initializers.zeros if zero_scale else nn.initializers.ones,
+                   running_var=running_var, name=name)
 
 
 class ResidualBlock(nn.Module):
@@ -37,25 +40,23 @@ class ResidualBlock(nn.Module):
   bottleneck: bool
   zero_init_residual: bool
   dtype: Any = jnp.float32
+  bn_running_var: str = "biased"
 
   @nn.compact
   def __call__(self, x, train):
     conv = lambda f, k, s, name: _conv(f, k, s, self.dtype, name)
+    norm = lambda name, zero_scale=False: _norm(train, self.dtype, self.bn_running_var,
+                                                zero_scale, name)
     out_filters = self.filters * (4 if self.bottleneck else 1)
     if self.bottleneck:
-      y = nn.relu(_norm(train, self.dtype, name="bn1")(conv(self.filters, 1, 1, "conv1")(x)))
-      y = nn.relu(_norm(train, self.dtype, name="bn2")(
-          conv(self.filters, 3, self.strides, "conv2")(y)))
-      y = _norm(train, self.dtype, self.zero_init_residual, "bn3")(
-          conv(out_filters, 1, 1, "conv3")(y))
+      y = nn.relu(norm("bn1")(conv(self.filters, 1, 1, "conv1")(x)))
+      y = nn.relu(norm("bn2")(conv(self.filters, 3, self.strides, "conv2")(y)))
+      y = norm("bn3", self.zero_init_residual)(conv(out_filters, 1, 1, "conv3")(y))
     else:
-      y = nn.relu(_norm(train, self.dtype, name="bn1")(
-          conv(self.filters, 3, self.strides, "conv1")(x)))
-      y = _norm(train, self.dtype, self.zero_init_residual, "bn2")(
-          conv(self.filters, 3, 1, "conv2")(y))
+      y = nn.relu(norm("bn1")(conv(self.filters, 3, self.strides, "conv1")(x)))
+      y = norm("bn2", self.zero_init_residual)(conv(self.filters, 3, 1, "conv2")(y))
     if x.shape[-1] != out_filters or self.strides != 1:
-      x = _norm(train, self.dtype, name="downsample_bn")(
-          conv(out_filters, 1, self.strides, "downsample_conv")(x))
+      x = norm("downsample_bn")(conv(out_filters, 1, self.strides, "downsample_conv")(x))
     return nn.relu(x + y)
 
 
@@ -67,29 +68,33 @@ class ResNet(nn.Module):
   cifar_stem: bool = False
   zero_init_residual: bool = True
   dtype: Any = jnp.float32
+  bn_running_var: str = "biased"
 
   @nn.compact
   def __call__(self, images, train=False):
     x = images.astype(self.dtype)
+    stem_norm = _norm(train, self.dtype, self.bn_running_var, name="bn1")
     if self.cifar_stem:
       x = _conv(self.width, 3, 1, self.dtype, "conv1")(x)
-      x = nn.relu(_norm(train, self.dtype, name="bn1")(x))
+      x = nn.relu(stem_norm(x))
     else:
       x = _conv(self.width, 7, 2, self.dtype, "conv1")(x)
-      x = nn.relu(_norm(train, self.dtype, name="bn1")(x))
+      x = nn.relu(stem_norm(x))
       x = nn.max_pool(x, (3, 3), (2, 2), padding=[(1, 1)] * 2)
     for stage, num_blocks in enumerate(self.stage_sizes):
       for block in range(num_blocks):
         x = ResidualBlock(self.width * 2 ** stage, 2 if stage > 0 and block == 0 else 1,
                           self.bottleneck, self.zero_init_residual, self.dtype,
-                          name=f"layer{stage + 1}_{block}")(x, train)
+                          self.bn_running_var, name=f"layer{stage + 1}_{block}")(x, train)
     pooled = x.mean(axis=(1, 2))
     return pooled, {"pooled": pooled}
 
 
-def from_name(name, *, width=64, cifar_stem=False, zero_init_residual=True, dtype=jnp.float32):
+def from_name(name, *, width=64, cifar_stem=False, zero_init_residual=True, dtype=jnp.float32,
+              bn_running_var="biased"):
   """ResNet backbone by name ("resnet18", "resnet50", ...)."""
   if name not in DEPTHS:
     raise ValueError(f"unknown ResNet {name!r}: use one of {', '.join(DEPTHS)}")
   kind, stages = DEPTHS[name]
-  return ResNet(stages, kind == "bottleneck", width, cifar_stem, zero_init_residual, dtype)
+  return ResNet(stages, kind == "bottleneck", width, cifar_stem, zero_init_residual, dtype,
+                bn_running_var)

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import load_config, load_config_with
 from ssljax.run import finetune, layer_decay, optim, run_types
-from ssljax.config import sections
+from ssljax.config import sections, validation
 from ssljax.runtime import pretrained, sharding
 from ssljax.errors import ConfigError
 from ssljax.models import classifier, vit
@@ -120,3 +120,15 @@ def test_finetuning_a_simsiam_encoder_is_refused_with_the_fix(tmp_path):
   config = _finetune_config(baseline="random_init", encoder_config="simsiam_cifar10:runlocal")
   with pytest.raises(ConfigError, match="not simsiam: evaluate simsiam with protocol=linear_probe or knn"):
     run_types.run(config, str(tmp_path))
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("finetune__mixup_group_size", 24, "finetune.mixup_group_size=24 does not divide the "
+     "micro-batch of 1024 images"),
+    ("finetune__mixup_group_size", 0, "finetune.mixup_group_size=0"),
+    ("grad_accum_steps", 0, "grad_accum_steps=0 is below 1"),
+])
+def test_bad_finetuning_fields_are_one_line_errors(field, value, message):
+  config = load_config_with("finetune_imagenet", None, **{field: value})
+  with pytest.raises(ConfigError, match=message):
+    validation.validate_probe(config)

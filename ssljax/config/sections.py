@@ -171,6 +171,7 @@ def finetune_base_config():
   c = _evaluation_run_config("finetune")
   c.total_epochs = 100.0
   c.max_consecutive_skips = 10
+  c.grad_accum_steps = 1  # micro-batches per update (each draws its own augmentations)
   c.input.batch_size = 1024
   c.finetune = ml_collections.ConfigDict()
   c.finetune.pool = "avg"  # avg (mean of patch tokens, then LayerNorm) | cls
@@ -181,6 +182,9 @@ def finetune_base_config():
   c.finetune.cutmix_alpha = 1.0
   c.finetune.mixup_prob = 1.0
   c.finetune.mixup_switch_prob = 0.5
+  # Mixup/CutMix draws one lam and box per group of this many consecutive images (MAE: each
+  # GPU's batch of 32); None: one for the whole (micro-)batch.
+  c.finetune.mixup_group_size = placeholder(int)
   c.finetune.crop_scale = (0.08, 1.0)
   c.finetune.flip = True
   c.finetune.rand_augment_ops = 2  # 0 turns RandAugment off

@@ -102,6 +102,15 @@ def _validate_finetune(config):
   for field, ok, fix in checks:
     if not ok:
       raise ConfigError(f"finetune.{field}={f[field]!r} is invalid: use {fix}")
+  accum = config.get("grad_accum_steps", 1)
+  if accum < 1:
+    raise ConfigError(f"grad_accum_steps={accum} is below 1: use 1 (no accumulation) or more "
+                      "micro-batches")
+  group = f.get("mixup_group_size")
+  if group is not None and (group < 1 or (config.input.batch_size // accum) % group):
+    raise ConfigError(f"finetune.mixup_group_size={group} does not divide the micro-batch of "
+                      f"{config.input.batch_size // accum} images: use a divisor of it, or None "
+                      "(one group)")
   if config.baseline not in ("", "random_init"):
     raise ConfigError(f"baseline={config.baseline!r} cannot be fine-tuned: use '' (the "
                       "init_from encoder) or 'random_init'")

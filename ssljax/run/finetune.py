@@ -110,7 +110,7 @@ def objective(config, model, num_classes, size):
     views, targets, _ = mixup.mix_batch(
         mix_key, views, labels, num_classes, mixup_alpha=f.mixup_alpha,
         cutmix_alpha=f.cutmix_alpha, prob=f.mixup_prob, switch_prob=f.mixup_switch_prob,
-        smoothing=f.label_smoothing)
+        smoothing=f.label_smoothing, group_size=f.mixup_group_size)
     logits = model.apply({"params": params}, views, train=True, rngs={"dropout": drop_key})
     loss = optax.softmax_cross_entropy(logits, targets).mean()
     train_top1 = jnp.mean(jnp.argmax(logits, -1) == jnp.argmax(targets, -1))

@@ -4,6 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 from PIL import Image, ImageEnhance, ImageOps
 import pytest
+from sklearn.datasets import load_sample_images
 
 from ssljax.data import augment, mixup, randaugment, random_erasing
 
@@ -13,6 +14,9 @@ def _image(seed=0, size=16):
   rng = np.random.default_rng(seed)
   ramp = np.linspace(0, 200, size)[None, :, None] + np.linspace(0, 55, size)[:, None, None]
   return np.clip(ramp + rng.integers(0, 40, (size, size, 3)), 0, 255).astype(np.uint8)
+
+
+_jit_affine = jax.jit(randaugment.affine)
 
 
 def _as_float(image):
@@ -60,9 +64,48 @@ def test_geometric_ops_move_pixels_where_they_should():
   np.testing.assert_allclose(shifted[:, 3:], x[:, :-3], atol=1e-6)
   np.testing.assert_allclose(shifted[:, :3], np.broadcast_to(randaugment.FILL, (15, 3, 3)),
                              atol=1e-6)
-  sheared = randaugment.shear_x(x, 0.2)
-  np.testing.assert_allclose(sheared[7], x[7], atol=1e-6)  # the centre row does not move
-  assert not np.allclose(sheared[0], x[0])
+
+
+_PHOTO = load_sample_images().images[0][100:148, 200:248]  # 48 x 48 of a real photograph
+_FILL = (124, 116, 104)  # timm's img_mean
+_PIL_AFFINE = lambda im, coefficients: im.transform(im.size, Image.AFFINE, coefficients,
+                                                    resample=Image.BICUBIC, fillcolor=_FILL)
+
+
+@pytest.mark.parametrize("name,matrix,pil_op", [
+    # timm's shear_x / shear_y / translate_x_rel: PIL affine coefficients; rotate: img.rotate
+    ("ShearX", lambda s: randaugment.shear_x_matrix(0.27, s),
+     lambda im: _PIL_AFFINE(im, (1, 0.27, 0, 0, 1, 0))),
+    ("ShearX-", lambda s: randaugment.shear_x_matrix(-0.27, s),
+     lambda im: _PIL_AFFINE(im, (1, -0.27, 0, 0, 1, 0))),
+    ("ShearY", lambda s: randaugment.shear_y_matrix(0.27, s),
+     lambda im: _PIL_AFFINE(im, (1, 0, 0, 0.27, 1, 0))),
+    ("Rotate", lambda s: randaugment.rotation_matrix(27.0),
+     lambda im: im.rotate(27.0, resample=Image.BICUBIC, fillcolor=_FILL)),
+    ("TranslateX", lambda s: randaugment.translate_matrix(0.0, -0.405 * s[1]),
+     lambda im: _PIL_AFFINE(im, (1, 0, 0.405 * im.size[0], 0, 1, 0))),
+])
+def test_geometric_ops_match_pil_bicubic_with_fill(name, matrix, pil_op):
+  """timm's RandAugment warps with PIL's bicubic transform and the mean fill (MAE passes
+  interpolation=bicubic); PIL truncates to uint8, so ours is within one level above it."""
+  x = _as_float(_PHOTO)
+  ours = np.asarray(_jit_affine(x, matrix(x.shape))) * 255
+  theirs = np.asarray(pil_op(Image.fromarray(_PHOTO)), np.float64)
+  error = ours - theirs
+  assert -0.01 < error.min() and error.max() < 1.01, name
+  assert np.abs(error).mean() < 0.6, name
+
+
+@pytest.mark.parametrize("level,bits", [(0.0, 4), (0.5, 2), (0.74, 2), (0.75, 1), (1.0, 0)])
+def test_posterize_increasing_keeps_timms_bits_and_zero_bits_is_black(level, bits):
+  """timm: bits = 4 - int(4 * magnitude / 10); ImageOps.posterize keeps value & ~(2^(8-bits)
+  - 1), so 0 bits is black (the Pillow of MAE's time; Pillow 10 refuses 0 bits)."""
+  photo = _PHOTO[:16, :16]
+  out = _to_uint8(randaugment.PIXEL["PosterizeIncreasing"](None, _as_float(photo), level))
+  np.testing.assert_array_equal(out, photo & (255 - (2 ** (8 - bits) - 1)))
+  if bits:
+    np.testing.assert_array_equal(out, np.asarray(ImageOps.posterize(Image.fromarray(photo),
+                                                                     bits)))
 
 
 def test_enhance_ops_are_identity_at_factor_one_and_stay_in_range():

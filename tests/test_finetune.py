@@ -116,6 +116,27 @@ def test_finetuning_starts_from_the_checkpoint_encoder(pretrained_workdir):
     finetune.load_encoder(wider, variables["params"]["encoder"])
 
 
+def test_a_learned_position_embedding_loads_from_a_pretraining_checkpoint(pretrained_workdir):
+  """The pre-training checkpoint has no pos_embed: it keeps its sin-cos init; MAE gives it
+  no weight decay and the embedding layer's lr scale, decay ** (depth + 1)."""
+  _, variables, _ = pretrained.load(pretrained_workdir, sharding.replicated(sharding.make_mesh()))
+  spec = vit.spec_from_config(load_config("demo", "runlocal").model)
+  model = classifier.ViTClassifier(spec, 10, learned_pos_embed=True)
+  fresh = jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))["params"]
+  assert "pos_embed" not in variables["params"]["encoder"]
+  loaded = finetune.load_encoder(fresh, variables["params"]["encoder"])
+  np.testing.assert_array_equal(loaded["encoder"]["pos_embed"], fresh["encoder"]["pos_embed"])
+  np.testing.assert_array_equal(loaded["encoder"]["cls_token"],
+                                variables["params"]["encoder"]["cls_token"])
+  scales = layer_decay.multipliers(loaded, spec["depth"], 0.65)
+  assert scales["encoder"]["pos_embed"] == 0.65 ** (spec["depth"] + 1)
+  config = load_config("finetune_imagenet")
+  assert config.finetune.learned_pos_embed
+  decayed = optim.weight_decay_mask(loaded, config.optim.wd_exclude)
+  assert not decayed["encoder"]["pos_embed"] and decayed["encoder"]["blocks_0"]["mlp"]["fc1"][
+      "kernel"]
+
+
 def test_finetuning_a_simsiam_encoder_is_refused_with_the_fix(tmp_path):
   config = _finetune_config(baseline="random_init", encoder_config="simsiam_cifar10:runlocal")
   with pytest.raises(ConfigError, match="not simsiam: evaluate simsiam with protocol=linear_probe or knn"):

@@ -83,3 +83,29 @@ def test_bfloat16_compute_keeps_float32_parameters():
   out32, _ = enc32.apply(variables, x)
   assert out16.dtype == jnp.bfloat16
   np.testing.assert_allclose(np.asarray(out16, np.float32), out32, atol=0.1)
+
+
+def test_a_learned_position_embedding_starts_at_the_sincos_table_and_is_trained():
+  """timm's ViT (MAE fine-tuning) trains `pos_embed` [1, 1+L, D], loaded as sin-cos with a
+  zero cls row; at init the encoder is the fixed-embedding one."""
+  x = jax.random.normal(jax.random.key(1), (2, 16, 16, 3))
+  learned = vit.ViT(**vit.parse_variant("mu/4"), learned_pos_embed=True)
+  variables = jax.jit(learned.init)(jax.random.key(0), x)
+  pos_embed = variables["params"]["pos_embed"]
+  assert pos_embed.shape == (1, 17, 32)
+  np.testing.assert_array_equal(pos_embed[0, 0], 0.0)
+  np.testing.assert_array_equal(pos_embed[0, 1:], posemb.sincos_2d(32, 4))
+  fixed_params = {k: v for k, v in variables["params"].items() if k != "pos_embed"}
+
+  def loss(v):
+    tokens = learned.apply(v, x)[0]
+    return (tokens * jnp.arange(32.0)).sum(), tokens  # weights: the layer norm's sum is 0
+
+  def outputs_and_grad(v):
+    fixed = _tiny_encoder().apply({"params": fixed_params}, x)[0]
+    return jax.value_and_grad(loss, has_aux=True)(v), fixed
+
+  ((_, tokens), grad), fixed = jax.jit(outputs_and_grad)(variables)
+  np.testing.assert_allclose(tokens, fixed, atol=1e-6)
+  assert np.abs(grad["params"]["pos_embed"][0, 0]).max() > 0  # the cls row too
+  assert np.abs(grad["params"]["pos_embed"][0, 1:]).min(axis=-1).max() > 0

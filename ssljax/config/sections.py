@@ -191,6 +191,9 @@ def finetune_base_config():
   c.finetune.rand_augment_magnitude = 9.0
   c.finetune.rand_augment_magnitude_std = 0.5
   c.finetune.random_erase_prob = 0.25
+  # Train the position embedding from the sin-cos table (timm's ViT in MAE's fine-tuning);
+  # False keeps it fixed.
+  c.finetune.learned_pos_embed = False
   c.finetune.dtype = "float32"  # compute dtype; parameters stay float32
   c.finetune.remat = False
   c.finetune.test_split = "test"

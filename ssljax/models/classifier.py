@@ -24,13 +24,15 @@ class ViTClassifier(nn.Module):
   drop_path: float = 0.0
   dtype: Any = jnp.float32
   remat: bool = False
+  learned_pos_embed: bool = False  # train the position embedding (timm's ViT, MAE fine-tuning)
 
   @nn.compact
   def __call__(self, images, train=False):
     if self.pool not in POOLS:
       raise ValueError(f"pool={self.pool!r} is unknown: use one of {', '.join(POOLS)}")
     encoder = vit.ViT(**self.spec, dtype=self.dtype, remat=self.remat,
-                      drop_path=self.drop_path, final_norm=self.pool == "cls", name="encoder")
+                      drop_path=self.drop_path, final_norm=self.pool == "cls",
+                      learned_pos_embed=self.learned_pos_embed, name="encoder")
     tokens, _ = encoder(images, deterministic=not train)
     if self.pool == "avg":
       x = nn.LayerNorm(epsilon=1e-6, dtype=self.dtype, name="fc_norm")(tokens[:, 1:].mean(1))

@@ -3,7 +3,8 @@
 Parameter names follow the official MAE/timm layout (`patch_embed`, `cls_token`, `blocks_{i}`
 with `norm1`/`attn.qkv`/`attn.proj`/`norm2`/`mlp.fc1`/`mlp.fc2`, `norm`, `decoder_embed`,
 `mask_token`, `decoder_blocks_{i}`, `decoder_norm`, `decoder_pred`) so that PyTorch checkpoints
-map one-to-one. Position embeddings are fixed 2-D sin-cos constants, not parameters.
+map one-to-one. Position embeddings are fixed 2-D sin-cos constants; fine-tuning can make the
+encoder's a parameter `pos_embed` [1, 1+L, D] that starts from them (`learned_pos_embed`).
 """
 import re
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ssljax.models import posemb
 
@@ -143,8 +145,11 @@ class ViT(nn.Module):
   returns `(tokens [B, 1+K, D], intermediates)`; tokens[:, 0] is the cls token. With
   `keep_indices` only those patches are encoded (MAE); with `token_mask` (1 = masked) the masked
   patches are replaced by a learned `mask_token` and all are encoded (the BERT-style variant).
-  Fine-tuning sets `drop_path` (stochastic depth, active when `deterministic=False`) and, for
-  average pooling, `final_norm=False` (MAE normalises the pooled token instead).
+  Fine-tuning sets `drop_path` (stochastic depth, active when `deterministic=False`), for
+  average pooling `final_norm=False` (MAE normalises the pooled token instead), and
+  `learned_pos_embed`: the position embedding becomes a parameter `pos_embed` [1, 1+L, D]
+  initialised to the sin-cos table with a zero row for the cls token, as timm's
+  VisionTransformer trains the one it loads from an MAE checkpoint.
   """
   width: int
   depth: int
@@ -155,6 +160,7 @@ class ViT(nn.Module):
   remat: bool = False
   drop_path: float = 0.0
   final_norm: bool = True
+  learned_pos_embed: bool = False
 
   @nn.compact
   def __call__(self, images, keep_indices=None, token_mask=None, deterministic=True):
@@ -169,11 +175,19 @@ class ViT(nn.Module):
       mask_token = self.param("mask_token", _token_init, (1, 1, self.width))
       m = token_mask[..., None].astype(x.dtype)
       x = x * (1 - m) + mask_token.astype(x.dtype) * m
-    x = x + jnp.asarray(posemb.sincos_2d(self.width, h // p), x.dtype)
+    table = posemb.sincos_2d(self.width, h // p)  # [L, D]
+    if self.learned_pos_embed:
+      with_cls = np.concatenate([np.zeros((1, self.width), np.float32), table])[None]
+      pos_embed = self.param("pos_embed", lambda key, shape: jnp.asarray(with_cls),
+                             with_cls.shape)  # [1, 1+L, D]
+      table = pos_embed[:, 1:]
+    x = x + jnp.asarray(table, x.dtype)
     if keep_indices is not None:
       x = jnp.take_along_axis(x, keep_indices[..., None], axis=1)
-    cls = self.param("cls_token", _token_init, (1, 1, self.width))  # its position embedding is 0
-    x = jnp.concatenate([jnp.broadcast_to(cls.astype(x.dtype), (b, 1, self.width)), x], axis=1)
+    cls = self.param("cls_token", _token_init, (1, 1, self.width)).astype(x.dtype)
+    if self.learned_pos_embed:  # the fixed embedding's cls row is 0
+      cls = cls + pos_embed[:, :1].astype(x.dtype)
+    x = jnp.concatenate([jnp.broadcast_to(cls, (b, 1, self.width)), x], axis=1)
     x = _block_stack(x, prefix="blocks", depth=self.depth, num_heads=self.num_heads,
                      mlp_dim=self.mlp_dim, dtype=self.dtype, remat=self.remat,
                      drop_path=self.drop_path, deterministic=deterministic)

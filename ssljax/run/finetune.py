@@ -57,15 +57,21 @@ def _pretraining(config, replicated):
   return pre_config, encoder_params, f"{pre_config.method} {description}"
 
 
+# Classifier leaves a pre-training checkpoint need not have: a learned `pos_embed` keeps its
+# initialisation, the fixed sin-cos table the encoder was pre-trained with.
+KEEP_INIT = ("pos_embed",)
+
+
 def load_encoder(params, encoder_params):
   """`params` with every `encoder` leaf replaced by the pre-trained one of the same name.
 
   Pre-trained leaves the classifier does not use (the final `norm` under average pooling, a
-  `mask_token`) are left out; a classifier leaf missing from the checkpoint, or of another
-  shape, is an error naming it.
+  `mask_token`) are left out; a classifier leaf missing from the checkpoint (other than those
+  in `KEEP_INIT`), or of another shape, is an error naming it.
   """
   wanted = traverse_util.flatten_dict(params["encoder"], sep="/")
   given = traverse_util.flatten_dict(encoder_params, sep="/")
+  given = dict({name: wanted[name] for name in KEEP_INIT if name in wanted}, **given)
   for name, leaf in wanted.items():
     if name not in given:
       raise ConfigError(f"the checkpoint's encoder has no parameter encoder/{name}: it was "
@@ -131,7 +137,8 @@ def plan(config, mesh):
   model = classifier.ViTClassifier(spec, num_classes, pool=config.finetune.pool,
                                    drop_path=config.finetune.drop_path,
                                    dtype=jnp.dtype(config.finetune.dtype),
-                                   remat=config.finetune.remat)
+                                   remat=config.finetune.remat,
+                                   learned_pos_embed=config.finetune.learned_pos_embed)
   schedule = durations.schedule(config, len(train_source))
   base_tx, learning_rate = optim.make(config.optim, batch_size, schedule.total_steps,
                                       schedule.warmup_steps)

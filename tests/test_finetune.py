@@ -66,6 +66,17 @@ def test_the_optimizer_scales_each_update_by_its_layer_multiplier():
                  u_decayed, scales)
 
 
+def test_the_head_starts_at_std_2e_5_untruncated():
+  """timm's trunc_normal_(std=2e-5) has absolute bounds +-2: a plain N(0, 2e-5^2) (Flax's
+  truncated_normal(2e-5) would cut at 2 sigma and give std 1.76e-5)."""
+  model = classifier.ViTClassifier(vit.parse_variant("mu/4"), num_classes=1000)
+  kernel = np.asarray(jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, 16, 16, 3)))[
+      "params"]["head"]["kernel"])
+  assert kernel.shape == (32, 1000)
+  np.testing.assert_allclose(kernel.std(), 2e-5, rtol=0.02)
+  assert np.abs(kernel).max() > 3 * 2e-5
+
+
 def test_drop_path_is_off_in_eval_and_drops_whole_branches_in_training():
   spec = vit.parse_variant("mu/4")
   x = jax.random.normal(jax.random.key(0), (8, 16, 16, 3))

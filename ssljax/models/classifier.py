@@ -39,5 +39,6 @@ class ViTClassifier(nn.Module):
     else:
       x = tokens[:, 0]
     # MAE initialises the head with std 2e-5: fine-tuning starts from near-uniform predictions.
-    return nn.Dense(self.num_classes, kernel_init=nn.initializers.truncated_normal(2e-5),
+    # (timm's trunc_normal_(std=2e-5) cuts at +-2 absolute, i.e. not at all: a plain normal.)
+    return nn.Dense(self.num_classes, kernel_init=nn.initializers.normal(2e-5),
                     name="head")(x.astype(jnp.float32))

@@ -220,6 +220,36 @@ def test_random_erasing_replaces_one_box_or_nothing():
       assert c.mean() <= 1 / 3 + 0.05
 
 
+def _timm_erased_area(rng, height, width):
+  """timm 0.3.2's RandomErasing._erase (count 1, p=1) written out: pixels erased."""
+  for _ in range(10):
+    target = rng.uniform(0.02, 1 / 3) * height * width
+    aspect = np.exp(rng.uniform(np.log(0.3), np.log(1 / 0.3)))
+    h, w = int(round(np.sqrt(target * aspect))), int(round(np.sqrt(target / aspect)))
+    if w < width and h < height:
+      return h * w
+  return 0
+
+
+def test_random_erasing_retries_like_timm_and_skips_when_nothing_fits(height=6, width=3):
+  """On images this small a box often does not fit: timm draws again (10 times) and else
+  leaves the image alone; the erased-area distribution is timm's."""
+  count = 4000
+  erase = jax.jit(jax.vmap(lambda k: random_erasing.random_erase(
+      k, jnp.full((height, width, 1), 7.0), prob=1.0)))
+  changed = np.asarray(erase(jax.random.split(jax.random.key(0), count))[..., 0] != 7.0)
+  ours = changed.sum((1, 2))
+  rng = np.random.default_rng(0)
+  theirs = np.array([_timm_erased_area(rng, height, width) for _ in range(count)])
+  box_heights, box_widths = changed.any(2).sum(1), changed.any(1).sum(1)
+  assert box_heights.max() < height and box_widths.max() < width
+  bins = height * width + 1
+  total_variation = 0.5 * np.abs(np.bincount(ours, minlength=bins) / count
+                                 - np.bincount(theirs, minlength=bins) / count).sum()
+  assert total_variation < 0.04
+  np.testing.assert_allclose((ours == 0).mean(), (theirs == 0).mean(), atol=0.015)
+
+
 def test_the_single_warp_path_applies_the_chosen_op():
   x = _as_float(_image(size=32))
   key = jax.random.key(3)

@@ -13,4 +13,6 @@ from ssljax.methods import recipes
 
 
 def get_config(arg=None):
-  return recipes.mae_imagenet("B/16", arg)
+  c = recipes.mae_imagenet("B/16", arg)
+  c.model.vit_init = "mae"  # the release leaves the patch projection's bias at PyTorch's init
+  return c

@@ -6,7 +6,8 @@
 Batch 4096, AdamW lr 1.5e-4 x 4096 / 256, wd 0.1, 40 warm-up epochs, cosine, 300 epochs;
 temperature 0.2; momentum 0.99 -> 1 (cosine); projector 3 layers and predictor 2 layers, 4096
 hidden -> 256, BN; fixed 2-D sin-cos position embeddings and a frozen random patch projection
-(the paper's stability fix, `optim.frozen_regex`); features are the cls token. Linear
+(the paper's stability fix, `optim.frozen_regex`); the release's ViT init (q, k and v each
+xavier, cls token N(0, 1e-6)); features are the cls token. Linear
 accuracy: 76.7 (paper, Table 5). Needs TFDS imagenet2012 as array_record.
 """
 from ssljax.config import loading, sections
@@ -24,6 +25,7 @@ def get_config(arg=None):
   c.optim.wd_exclude = r"(^|/)(cls_token|pos_embed)$"
   c.optim.frozen_regex = "^backbone/patch_embed/"
   c.model.variant = "B/16"
+  c.model.vit_init = "mocov3"  # q, k, v initialised separately, cls token N(0, 1e-6)
   if arg.runlocal:
     recipes.siamese_runlocal(c)
     c.model.variant = "mu/4"

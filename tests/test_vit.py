@@ -4,6 +4,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from conftest import load_config, load_config_with
+from ssljax.config import validation
+from ssljax.errors import ConfigError
 from ssljax.models import posemb, vit
 
 
@@ -109,3 +112,28 @@ def test_a_learned_position_embedding_starts_at_the_sincos_table_and_is_trained(
   np.testing.assert_allclose(tokens, fixed, atol=1e-6)
   assert np.abs(grad["params"]["pos_embed"][0, 0]).max() > 0  # the cls row too
   assert np.abs(grad["params"]["pos_embed"][0, 1:]).min(axis=-1).max() > 0
+
+
+@pytest.mark.parametrize("init,qkv_bound,cls_std,patch_bias_bound", [
+    ("xavier", (6 / (64 + 192)) ** 0.5, 0.02, 0.0),  # MAE's xavier on the fused qkv
+    ("mae", (6 / (64 + 192)) ** 0.5, 0.02, (3 * 8 * 8) ** -0.5),  # + PyTorch's Conv2d bias
+    ("mocov3", (6 / (64 + 64)) ** 0.5, 1e-6, 0.0),  # moco-v3 vits.py: q, k, v separately
+])
+def test_vit_inits_follow_the_releases(init, qkv_bound, cls_std, patch_bias_bound):
+  encoder = vit.ViT(width=64, depth=1, num_heads=2, mlp_dim=64, patch_size=8, weight_init=init)
+  params = jax.jit(encoder.init)(jax.random.key(0), jnp.zeros((1, 16, 16, 3)))["params"]
+  qkv = np.asarray(params["blocks_0"]["attn"]["qkv"]["kernel"])  # [64, 3 * 64]
+  assert 0.97 * qkv_bound < np.abs(qkv).max() <= qkv_bound
+  np.testing.assert_allclose(qkv.std(), qkv_bound / 3 ** 0.5, rtol=0.03)
+  np.testing.assert_allclose(np.asarray(params["cls_token"]).std(), cls_std, rtol=0.3)
+  bias = np.abs(np.asarray(params["patch_embed"]["bias"]))
+  assert bias.max() <= patch_bias_bound and bias.max() >= 0.8 * patch_bias_bound
+
+
+def test_the_imagenet_recipes_choose_their_releases_init_and_bad_names_are_refused():
+  for name, init in (("mae_vitb", "mae"), ("mae_vitl", "mae"), ("mae_vith", "mae"),
+                     ("moco_v3_vitb", "mocov3"), ("mae_cifar10", "xavier"), ("demo", "xavier")):
+    assert load_config(name).model.vit_init == init, name
+  with pytest.raises(ConfigError, match="model.vit_init='moco' is unknown: use one of xavier, "
+                     "mae, mocov3"):
+    validation.validate(load_config_with("mae_vitb", None, model__vit_init="moco"))

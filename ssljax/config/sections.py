@@ -8,6 +8,7 @@ from ml_collections.config_dict import placeholder
 
 MODEL_DTYPES = ("float32", "bfloat16", "float16")
 INTERPOLATIONS = ("bilinear", "bicubic")  # Pillow's filters, on device and on hosts
+VIT_INITS = ("xavier", "mae", "mocov3")  # models.vit.INITS
 
 
 def input_config():
@@ -73,6 +74,9 @@ def base_config():
   c.model.mlp_dim = placeholder(int)
   c.model.dtype = "float32"
   c.model.remat = False
+  # ViT initialisation (models.vit.INITS): xavier | mae (+ PyTorch's patch-embed bias) |
+  # mocov3 (q, k, v initialised separately, cls token N(0, 1e-6))
+  c.model.vit_init = "xavier"
   c.model.resnet_width = 64  # ResNet base width (64 in the papers; smaller for CPU runs)
   c.model.cifar_stem = False  # ResNet 3x3 stride-1 stem without max-pool for 32x32 images
 

@@ -1,7 +1,7 @@
 """Validation of config values that would otherwise fail late or silently; one-line
 `ConfigError`s naming the field and the fix. Method-specific checks live in each method's
 `validate` (`ssljax.methods.contract`)."""
-from ssljax.config.sections import INTERPOLATIONS, MODEL_DTYPES, PROTOCOLS
+from ssljax.config.sections import INTERPOLATIONS, MODEL_DTYPES, PROTOCOLS, VIT_INITS
 from ssljax.errors import ConfigError
 
 
@@ -37,6 +37,9 @@ def validate(config):
   if config.model.dtype not in MODEL_DTYPES:
     raise ConfigError(f"model.dtype={config.model.dtype!r} is unknown: use one of "
                       f"{', '.join(MODEL_DTYPES)}")
+  if config.model.get("vit_init", "xavier") not in VIT_INITS:
+    raise ConfigError(f"model.vit_init={config.model.vit_init!r} is unknown: use one of "
+                      f"{', '.join(VIT_INITS)}")
   if config.grad_accum_steps < 1:
     raise ConfigError(f"grad_accum_steps={config.grad_accum_steps} is below 1: use 1 (no "
                       "accumulation) or more micro-batches")

@@ -23,7 +23,8 @@ def build_backbone(config):
   if config.model.variant.startswith("resnet"):
     return resnet.from_name(config.model.variant, width=config.model.resnet_width,
                             cifar_stem=config.model.cifar_stem, dtype=dtype)
-  return vit.ViT(**vit.spec_from_config(config.model), dtype=dtype, remat=config.model.remat)
+  return vit.ViT(**vit.spec_from_config(config.model), dtype=dtype, remat=config.model.remat,
+                 weight_init=config.model.get("vit_init", "xavier"))
 
 
 def build_network(config, head):

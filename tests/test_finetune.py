@@ -148,6 +148,28 @@ def test_a_learned_position_embedding_loads_from_a_pretraining_checkpoint(pretra
       "kernel"]
 
 
+def test_accumulated_micro_batches_keep_each_examples_view_and_draw_their_own_mixes(
+    monkeypatch):
+  """grad_accum_steps=2: micro-batch j holds examples j, j + 2, ... with their indices
+  (`step.accumulated`). Each example keeps the view it has in the whole batch, so micro-batches
+  of one repeated image see different views; mixup and drop path get a key per micro-batch."""
+  # a view that shows its key (the real one costs ~10 s of compilation on a CPU)
+  monkeypatch.setattr(finetune, "train_view", lambda config, key, image, size, extent=None:
+                      image + jax.random.uniform(key, image.shape))
+  config = _finetune_config(input__batch_size=8)
+  images = jnp.zeros((8, 4, 4, 3))  # one image, repeated
+  key = jax.random.key(3)
+  views = jax.jit(lambda batch: finetune.train_views(config, key, batch, 4))
+  whole = np.asarray(views({"image": images}))
+  micro = [{"image": images[j::2], "example_index": jnp.arange(j, 8, 2)} for j in (0, 1)]
+  for j in (0, 1):
+    np.testing.assert_array_equal(views(micro[j]), whole[j::2])
+  assert not np.allclose(whole[0::2], whole[1::2])
+  key_data = lambda batch: np.asarray(jax.random.key_data(finetune.micro_batch_key(key, batch)))
+  np.testing.assert_array_equal(key_data({}), jax.random.key_data(key))
+  assert not np.array_equal(key_data(micro[0]), key_data(micro[1]))
+
+
 def test_finetuning_a_simsiam_encoder_is_refused_with_the_fix(tmp_path):
   config = _finetune_config(baseline="random_init", encoder_config="simsiam_cifar10:runlocal")
   with pytest.raises(ConfigError, match="not simsiam: evaluate simsiam with protocol=linear_probe or knn"):

@@ -90,44 +90,43 @@ def test_bfloat16_compute_keeps_float32_parameters():
 
 def test_a_learned_position_embedding_starts_at_the_sincos_table_and_is_trained():
   """timm's ViT (MAE fine-tuning) trains `pos_embed` [1, 1+L, D], loaded as sin-cos with a
-  zero cls row; at init the encoder is the fixed-embedding one."""
+  zero cls row."""
   x = jax.random.normal(jax.random.key(1), (2, 16, 16, 3))
-  learned = vit.ViT(**vit.parse_variant("mu/4"), learned_pos_embed=True)
-  variables = jax.jit(learned.init)(jax.random.key(0), x)
+  learned = vit.ViT(width=32, depth=0, num_heads=2, mlp_dim=32, patch_size=4,
+                    learned_pos_embed=True)  # no blocks: the embedding and the final norm
+
+  def init_and_grad(key):
+    variables = learned.init(key, x)
+    loss = lambda v: (learned.apply(v, x)[0] * jnp.arange(32.0)).sum()  # LN outputs sum to 0
+    return variables, jax.grad(loss)(variables)
+
+  variables, grad = jax.jit(init_and_grad)(jax.random.key(0))
   pos_embed = variables["params"]["pos_embed"]
   assert pos_embed.shape == (1, 17, 32)
   np.testing.assert_array_equal(pos_embed[0, 0], 0.0)
   np.testing.assert_array_equal(pos_embed[0, 1:], posemb.sincos_2d(32, 4))
-  fixed_params = {k: v for k, v in variables["params"].items() if k != "pos_embed"}
-
-  def loss(v):
-    tokens = learned.apply(v, x)[0]
-    return (tokens * jnp.arange(32.0)).sum(), tokens  # weights: the layer norm's sum is 0
-
-  def outputs_and_grad(v):
-    fixed = _tiny_encoder().apply({"params": fixed_params}, x)[0]
-    return jax.value_and_grad(loss, has_aux=True)(v), fixed
-
-  ((_, tokens), grad), fixed = jax.jit(outputs_and_grad)(variables)
-  np.testing.assert_allclose(tokens, fixed, atol=1e-6)
   assert np.abs(grad["params"]["pos_embed"][0, 0]).max() > 0  # the cls row too
   assert np.abs(grad["params"]["pos_embed"][0, 1:]).min(axis=-1).max() > 0
 
 
-@pytest.mark.parametrize("init,qkv_bound,cls_std,patch_bias_bound", [
-    ("xavier", (6 / (64 + 192)) ** 0.5, 0.02, 0.0),  # MAE's xavier on the fused qkv
-    ("mae", (6 / (64 + 192)) ** 0.5, 0.02, (3 * 8 * 8) ** -0.5),  # + PyTorch's Conv2d bias
-    ("mocov3", (6 / (64 + 64)) ** 0.5, 1e-6, 0.0),  # moco-v3 vits.py: q, k, v separately
-])
-def test_vit_inits_follow_the_releases(init, qkv_bound, cls_std, patch_bias_bound):
-  encoder = vit.ViT(width=64, depth=1, num_heads=2, mlp_dim=64, patch_size=8, weight_init=init)
-  params = jax.jit(encoder.init)(jax.random.key(0), jnp.zeros((1, 16, 16, 3)))["params"]
-  qkv = np.asarray(params["blocks_0"]["attn"]["qkv"]["kernel"])  # [64, 3 * 64]
-  assert 0.97 * qkv_bound < np.abs(qkv).max() <= qkv_bound
-  np.testing.assert_allclose(qkv.std(), qkv_bound / 3 ** 0.5, rtol=0.03)
-  np.testing.assert_allclose(np.asarray(params["cls_token"]).std(), cls_std, rtol=0.3)
-  bias = np.abs(np.asarray(params["patch_embed"]["bias"]))
-  assert bias.max() <= patch_bias_bound and bias.max() >= 0.8 * patch_bias_bound
+def test_vit_inits_follow_the_releases():
+  """mae: PyTorch's Conv2d bias U(+-1/sqrt(3 p^2)) for the patch projection (MAE re-inits only
+  Linear and LayerNorm); mocov3 (moco-v3 vits.py): q, k, v each xavier, bound sqrt(6 / 2D)
+  instead of the fused kernel's sqrt(6 / 4D), and the cls token N(0, 1e-6)."""
+  encoder = lambda init: vit.ViT(width=64, depth=1, num_heads=2, mlp_dim=64, patch_size=8,
+                                 weight_init=init)
+  x = jnp.zeros((1, 16, 16, 3))
+  mae, mocov3 = jax.jit(lambda key: [encoder(i).init(key, x)["params"]
+                                     for i in ("mae", "mocov3")])(jax.random.key(0))
+  for params, qkv_bound, cls_std, bias_bound in ((mae, (6 / (64 + 192)) ** 0.5, 0.02,
+                                                  (3 * 8 * 8) ** -0.5),
+                                                 (mocov3, (6 / (64 + 64)) ** 0.5, 1e-6, 0.0)):
+    qkv = np.asarray(params["blocks_0"]["attn"]["qkv"]["kernel"])  # [64, 3 * 64]
+    assert 0.97 * qkv_bound < np.abs(qkv).max() <= qkv_bound
+    np.testing.assert_allclose(qkv.std(), qkv_bound / 3 ** 0.5, rtol=0.03)
+    np.testing.assert_allclose(np.asarray(params["cls_token"]).std(), cls_std, rtol=0.3)
+    bias = np.abs(np.asarray(params["patch_embed"]["bias"]))
+    assert 0.8 * bias_bound <= bias.max() <= bias_bound
 
 
 def test_the_imagenet_recipes_choose_their_releases_init_and_bad_names_are_refused():

@@ -6,6 +6,7 @@ from PIL import Image, ImageEnhance, ImageOps
 import pytest
 from sklearn.datasets import load_sample_images
 
+from conftest import load_config
 from ssljax.data import augment, mixup, randaugment, random_erasing
 
 
@@ -189,6 +190,8 @@ def test_mixup_groups_draw_their_own_lambda_and_mix_within_the_group():
                 | np.isclose(pixels, blend, atol=1e-5))
   is_cut = np.isclose(pixels, other).any((1, 2)) & ~np.isclose(pixels, other).all((1, 2))
   assert 0 < is_cut.reshape(8, 4).all(1).sum() < 8  # some groups cut, some blend
+  assert load_config("finetune_imagenet").finetune.mixup_group_size == 32  # MAE's per-GPU batch
+  assert load_config("finetune_cifar10").finetune.mixup_group_size is None  # one group
 
 
 def test_one_group_of_the_whole_batch_is_the_ungrouped_mix():

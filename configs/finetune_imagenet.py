@@ -38,6 +38,7 @@ def get_config(arg=None):
   c.eval_every_steps, c.eval_every_epochs = None, 1.0  # resolved at the final batch size
   c.checkpoint_every_steps, c.checkpoint_every_epochs = None, 1.0
   if arg.runlocal:
+    c.finetune.learned_pos_embed = False  # runlocal's numbers as before
     c.encoder_config = "demo:runlocal"
     recipes.embedded_digits(c)
     c.input.batch_size, c.input.num_threads = 32, 2

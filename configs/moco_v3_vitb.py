@@ -25,9 +25,10 @@ def get_config(arg=None):
   c.optim.wd_exclude = r"(^|/)(cls_token|pos_embed)$"
   c.optim.frozen_regex = "^backbone/patch_embed/"
   c.model.variant = "B/16"
-  c.model.vit_init = "mocov3"  # q, k, v initialised separately, cls token N(0, 1e-6)
-  if arg.runlocal:
+  if arg.runlocal:  # the init runlocal always had
     recipes.siamese_runlocal(c)
     c.model.variant = "mu/4"
+  else:
+    c.model.vit_init = "mocov3"  # q, k, v initialised separately, cls token N(0, 1e-6)
   c.lock()
   return c

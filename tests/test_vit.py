@@ -131,8 +131,9 @@ def test_vit_inits_follow_the_releases():
 
 def test_the_imagenet_recipes_choose_their_releases_init_and_bad_names_are_refused():
   for name, init in (("mae_vitb", "mae"), ("mae_vitl", "mae"), ("mae_vith", "mae"),
-                     ("moco_v3_vitb", "mocov3"), ("mae_cifar10", "xavier"), ("demo", "xavier")):
-    assert load_config(name).model.vit_init == init, name
+                     ("moco_v3_vitb", "mocov3"), ("mae_cifar10", "xavier"), ("demo", "xavier"),
+                     ("mae_vitl:runlocal", "xavier"), ("moco_v3_vitb:runlocal", "xavier")):
+    assert load_config(*name.split(":")).model.vit_init == init, name
   with pytest.raises(ConfigError, match="model.vit_init='moco' is unknown: use one of xavier, "
                      "mae, mocov3"):
     validation.validate(load_config_with("mae_vitb", None, model__vit_init="moco"))

@@ -6,8 +6,10 @@
 The paper's recipe (He et al. 2022, appendix A.3; `recipes.finetune`): batch 1024, AdamW
 (0.9, 0.999), wd 0.05, blr 5e-4 (B) or 1e-3 (L, H), layer decay 0.65 (B) or 0.75 (L, H), drop
 path 0.1 / 0.2 / 0.3, 100 epochs (B) or 50 (L, H) with 5 warm-up, RandAugment (9, 0.5),
-label smoothing 0.1, mixup 0.8, cutmix 1.0, random erasing 0.25, average pooling + norm;
-top-1 on the 50,000 validation images at 224x224.
+label smoothing 0.1, mixup 0.8, cutmix 1.0 (one draw per group of 32 images, as timm's Mixup
+on each GPU's batch), random erasing 0.25, average pooling + norm, the position embedding
+trained from the pre-training's sin-cos values; top-1 on the 50,000 validation images at
+224x224.
 
 The paper's numbers (ImageNet-1k top-1, pre-training 1600 epochs, Table 3 / Fig. 8):
   fine-tuning     ViT-B 83.6   ViT-L 85.9   ViT-H 86.9
@@ -24,6 +26,8 @@ def get_config(arg=None):
   c = sections.finetune_base_config()
   c.baseline = arg.baseline
   recipes.finetune(c, arg.size)
+  c.finetune.mixup_group_size = 32  # timm's Mixup runs on each GPU's batch of 32
+  c.finetune.learned_pos_embed = True  # timm's pos_embed is a parameter, loaded as sin-cos
   c.encoder_config = f"mae_vit{arg.size.lower()}"  # the architecture for baseline=random_init
   c.input.source, c.input.name = "tfds", "imagenet2012"
   c.input.image_size = 224
@@ -34,6 +38,7 @@ def get_config(arg=None):
   c.eval_every_steps, c.eval_every_epochs = None, 1.0  # resolved at the final batch size
   c.checkpoint_every_steps, c.checkpoint_every_epochs = None, 1.0
   if arg.runlocal:
+    c.finetune.learned_pos_embed = False  # runlocal's numbers as before
     c.encoder_config = "demo:runlocal"
     recipes.embedded_digits(c)
     c.input.batch_size, c.input.num_threads = 32, 2

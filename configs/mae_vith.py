@@ -6,8 +6,12 @@
 Hardware: TPU v3-128 class at batch 4096; consider model.dtype=bfloat16 and model.remat.
 Paper result (1600 epochs): fine-tune top-1 86.9 at 224px (87.8 at 448px), linear 76.6.
 """
+from ssljax.config import loading
 from ssljax.methods import recipes
 
 
 def get_config(arg=None):
-  return recipes.mae_imagenet("H/14", arg)
+  c = recipes.mae_imagenet("H/14", arg)
+  if not loading.parse_arg(arg, runlocal=False, epochs=800).runlocal:  # runlocal: as before
+    c.model.vit_init = "xavier_torch_bias"  # the release leaves the patch projection's bias at PyTorch's init
+  return c

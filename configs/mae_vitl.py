@@ -10,8 +10,12 @@ Paper result (1600 epochs): fine-tune top-1 85.9, linear probe 75.8; 800 epochs:
 84.9 and the Table 1 ablations (75% masking, 8 x 512 decoder, norm-pix targets, no mask
 tokens in the encoder).
 """
+from ssljax.config import loading
 from ssljax.methods import recipes
 
 
 def get_config(arg=None):
-  return recipes.mae_imagenet("L/16", arg)
+  c = recipes.mae_imagenet("L/16", arg)
+  if not loading.parse_arg(arg, runlocal=False, epochs=800).runlocal:  # runlocal: as before
+    c.model.vit_init = "xavier_torch_bias"  # the release leaves the patch projection's bias at PyTorch's init
+  return c

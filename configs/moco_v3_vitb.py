@@ -7,8 +7,9 @@ Batch 4096, AdamW lr 1.5e-4 x 4096 / 256, wd 0.1 on every parameter, 40 warm-up 
 300 epochs;
 temperature 0.2; momentum 0.99 -> 1 (cosine); projector 3 layers and predictor 2 layers, 4096
 hidden -> 256, BN; fixed 2-D sin-cos position embeddings and a frozen random patch projection
-(the paper's stability fix, `optim.frozen_regex`); features are the cls token; crops 0.08-1,
-blur p=1.0 / 0.1 and solarize p=0 / 0.2 on views 1 / 2 (as the ResNet-50 recipe). Linear
+(the paper's stability fix, `optim.frozen_regex`); the release's ViT init (q, k and v each
+xavier, cls token N(0, 1e-6)); features are the cls token; crops 0.08-1, blur p=1.0 / 0.1 and
+solarize p=0 / 0.2 on views 1 / 2 (as the ResNet-50 recipe). Linear
 accuracy: 76.7 (paper, Table 5). Needs TFDS imagenet2012 as array_record.
 
 Heads and BatchNorm as the release: every Linear without bias, the predictor's output
@@ -39,5 +40,6 @@ def get_config(arg=None):
     c.model.variant = "mu/4"
   else:
     recipes.asymmetric_views(c)
+    c.model.vit_init = "mocov3"  # q, k, v initialised separately, cls token N(0, 1e-6)
   c.lock()
   return c

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import load_config, load_config_with
 from ssljax.run import finetune, layer_decay, optim, run_types
-from ssljax.config import sections
+from ssljax.config import sections, validation
 from ssljax.runtime import pretrained, sharding
 from ssljax.errors import ConfigError
 from ssljax.models import classifier, vit
@@ -66,6 +66,18 @@ def test_the_optimizer_scales_each_update_by_its_layer_multiplier():
                  u_decayed, scales)
 
 
+def test_the_head_starts_at_std_2e_5_untruncated():
+  """timm's trunc_normal_(std=2e-5) has absolute bounds +-2: a plain N(0, 2e-5^2) (Flax's
+  truncated_normal(2e-5) would cut at 2 sigma and give std 1.76e-5)."""
+  spec = dict(width=32, depth=0, num_heads=1, mlp_dim=32, patch_size=4)  # no blocks: cheap
+  model = classifier.ViTClassifier(spec, num_classes=1000)
+  kernel = np.asarray(jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, 8, 8, 3)))[
+      "params"]["head"]["kernel"])
+  assert kernel.shape == (32, 1000)
+  np.testing.assert_allclose(kernel.std(), 2e-5, rtol=0.02)
+  assert np.abs(kernel).max() > 3 * 2e-5
+
+
 def test_drop_path_is_off_in_eval_and_drops_whole_branches_in_training():
   spec = vit.parse_variant("mu/4")
   x = jax.random.normal(jax.random.key(0), (8, 16, 16, 3))
@@ -116,7 +128,62 @@ def test_finetuning_starts_from_the_checkpoint_encoder(pretrained_workdir):
     finetune.load_encoder(wider, variables["params"]["encoder"])
 
 
+def test_a_learned_position_embedding_loads_from_a_pretraining_checkpoint(pretrained_workdir):
+  """The pre-training checkpoint has no pos_embed: it keeps its sin-cos init; MAE gives it
+  no weight decay and the embedding layer's lr scale, decay ** (depth + 1)."""
+  _, variables, _ = pretrained.load(pretrained_workdir, sharding.replicated(sharding.make_mesh()))
+  spec = vit.spec_from_config(load_config("demo", "runlocal").model)
+  model = classifier.ViTClassifier(spec, 10, learned_pos_embed=True)
+  fresh = jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))["params"]
+  assert "pos_embed" not in variables["params"]["encoder"]
+  loaded = finetune.load_encoder(fresh, variables["params"]["encoder"])
+  np.testing.assert_array_equal(loaded["encoder"]["pos_embed"], fresh["encoder"]["pos_embed"])
+  np.testing.assert_array_equal(loaded["encoder"]["cls_token"],
+                                variables["params"]["encoder"]["cls_token"])
+  scales = layer_decay.multipliers(loaded, spec["depth"], 0.65)
+  assert scales["encoder"]["pos_embed"] == 0.65 ** (spec["depth"] + 1)
+  config = load_config("finetune_imagenet")
+  assert config.finetune.learned_pos_embed
+  decayed = optim.weight_decay_mask(loaded, config.optim.wd_exclude)
+  assert not decayed["encoder"]["pos_embed"] and decayed["encoder"]["blocks_0"]["mlp"]["fc1"][
+      "kernel"]
+
+
+def test_accumulated_micro_batches_keep_each_examples_view_and_draw_their_own_mixes(
+    monkeypatch):
+  """grad_accum_steps=2: micro-batch j holds examples j, j + 2, ... with their indices
+  (`step.accumulated`). Each example keeps the view it has in the whole batch, so micro-batches
+  of one repeated image see different views; mixup and drop path get a key per micro-batch."""
+  # a view that shows its key (the real one costs ~10 s of compilation on a CPU)
+  monkeypatch.setattr(finetune, "train_view", lambda config, key, image, size, extent=None:
+                      image + jax.random.uniform(key, image.shape))
+  config = _finetune_config(input__batch_size=8)
+  images = jnp.zeros((8, 4, 4, 3))  # one image, repeated
+  key = jax.random.key(3)
+  views = lambda batch: finetune.train_views(config, key, batch, 4)
+  whole = np.asarray(views({"image": images}))
+  micro = [{"image": images[j::2], "example_index": jnp.arange(j, 8, 2)} for j in (0, 1)]
+  for j in (0, 1):
+    np.testing.assert_array_equal(views(micro[j]), whole[j::2])
+  assert not np.allclose(whole[0::2], whole[1::2])
+  key_data = lambda batch: np.asarray(jax.random.key_data(finetune.micro_batch_key(key, batch)))
+  np.testing.assert_array_equal(key_data({}), jax.random.key_data(key))
+  assert not np.array_equal(key_data(micro[0]), key_data(micro[1]))
+
+
 def test_finetuning_a_simsiam_encoder_is_refused_with_the_fix(tmp_path):
   config = _finetune_config(baseline="random_init", encoder_config="simsiam_cifar10:runlocal")
   with pytest.raises(ConfigError, match="not simsiam: evaluate simsiam with protocol=linear_probe or knn"):
     run_types.run(config, str(tmp_path))
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("finetune__mixup_group_size", 24, "finetune.mixup_group_size=24 does not divide the "
+     "micro-batch of 1024 images"),
+    ("finetune__mixup_group_size", 0, "finetune.mixup_group_size=0"),
+    ("grad_accum_steps", 0, "grad_accum_steps=0 is below 1"),
+])
+def test_bad_finetuning_fields_are_one_line_errors(field, value, message):
+  config = load_config_with("finetune_imagenet", None, **{field: value})
+  with pytest.raises(ConfigError, match=message):
+    validation.validate_probe(config)

@@ -4,7 +4,9 @@ import jax.numpy as jnp
 import numpy as np
 from PIL import Image, ImageEnhance, ImageOps
 import pytest
+from sklearn.datasets import load_sample_images
 
+from conftest import load_config
 from ssljax.data import augment, mixup, randaugment, random_erasing
 
 
@@ -13,6 +15,9 @@ def _image(seed=0, size=16):
   rng = np.random.default_rng(seed)
   ramp = np.linspace(0, 200, size)[None, :, None] + np.linspace(0, 55, size)[:, None, None]
   return np.clip(ramp + rng.integers(0, 40, (size, size, 3)), 0, 255).astype(np.uint8)
+
+
+_jit_affine = jax.jit(randaugment.affine)
 
 
 def _as_float(image):
@@ -60,9 +65,48 @@ def test_geometric_ops_move_pixels_where_they_should():
   np.testing.assert_allclose(shifted[:, 3:], x[:, :-3], atol=1e-6)
   np.testing.assert_allclose(shifted[:, :3], np.broadcast_to(randaugment.FILL, (15, 3, 3)),
                              atol=1e-6)
-  sheared = randaugment.shear_x(x, 0.2)
-  np.testing.assert_allclose(sheared[7], x[7], atol=1e-6)  # the centre row does not move
-  assert not np.allclose(sheared[0], x[0])
+
+
+_PHOTO = load_sample_images().images[0][100:148, 200:248]  # 48 x 48 of a real photograph
+_FILL = (124, 116, 104)  # timm's img_mean
+_PIL_AFFINE = lambda im, coefficients: im.transform(im.size, Image.AFFINE, coefficients,
+                                                    resample=Image.BICUBIC, fillcolor=_FILL)
+
+
+@pytest.mark.parametrize("name,matrix,pil_op", [
+    # timm's shear_x / shear_y / translate_x_rel: PIL affine coefficients; rotate: img.rotate
+    ("ShearX", lambda s: randaugment.shear_x_matrix(0.27, s),
+     lambda im: _PIL_AFFINE(im, (1, 0.27, 0, 0, 1, 0))),
+    ("ShearX-", lambda s: randaugment.shear_x_matrix(-0.27, s),
+     lambda im: _PIL_AFFINE(im, (1, -0.27, 0, 0, 1, 0))),
+    ("ShearY", lambda s: randaugment.shear_y_matrix(0.27, s),
+     lambda im: _PIL_AFFINE(im, (1, 0, 0, 0.27, 1, 0))),
+    ("Rotate", lambda s: randaugment.rotation_matrix(27.0),
+     lambda im: im.rotate(27.0, resample=Image.BICUBIC, fillcolor=_FILL)),
+    ("TranslateX", lambda s: randaugment.translate_matrix(0.0, -0.405 * s[1]),
+     lambda im: _PIL_AFFINE(im, (1, 0, 0.405 * im.size[0], 0, 1, 0))),
+])
+def test_geometric_ops_match_pil_bicubic_with_fill(name, matrix, pil_op):
+  """timm's RandAugment warps with PIL's bicubic transform and the mean fill (MAE passes
+  interpolation=bicubic); PIL truncates to uint8, so ours is within one level above it."""
+  x = _as_float(_PHOTO)
+  ours = np.asarray(_jit_affine(x, matrix(x.shape))) * 255
+  theirs = np.asarray(pil_op(Image.fromarray(_PHOTO)), np.float64)
+  error = ours - theirs
+  assert -0.01 < error.min() and error.max() < 1.01, name
+  assert np.abs(error).mean() < 0.6, name
+
+
+@pytest.mark.parametrize("level,bits", [(0.0, 4), (0.5, 2), (0.74, 2), (0.75, 1), (1.0, 0)])
+def test_posterize_increasing_keeps_timms_bits_and_zero_bits_is_black(level, bits):
+  """timm: bits = 4 - int(4 * magnitude / 10); ImageOps.posterize keeps value & ~(2^(8-bits)
+  - 1), so 0 bits is black (the Pillow of MAE's time; Pillow 10 refuses 0 bits)."""
+  photo = _PHOTO[:16, :16]
+  out = _to_uint8(randaugment.PIXEL["PosterizeIncreasing"](None, _as_float(photo), level))
+  np.testing.assert_array_equal(out, photo & (255 - (2 ** (8 - bits) - 1)))
+  if bits:
+    np.testing.assert_array_equal(out, np.asarray(ImageOps.posterize(Image.fromarray(photo),
+                                                                     bits)))
 
 
 def test_enhance_ops_are_identity_at_factor_one_and_stay_in_range():
@@ -122,6 +166,44 @@ def test_cutmix_pastes_a_box_whose_area_is_one_minus_lambda(seed):
   np.testing.assert_allclose(targets[0, labels[-1]], 1 - float(lam), atol=1e-6)
 
 
+_jit_mix = jax.jit(mixup.mix_batch, static_argnums=3, static_argnames=(
+    "mixup_alpha", "cutmix_alpha", "prob", "switch_prob", "smoothing", "group_size"))
+
+
+def test_mixup_groups_draw_their_own_lambda_and_mix_within_the_group():
+  """timm's Mixup(mode='batch') on each GPU's 32 images: a lam, a mixup-or-cutmix choice and a
+  box per group, partners reversed inside the group."""
+  images, labels, classes = _batch(b=32)
+  mixed, targets, lam = _jit_mix(jax.random.key(0), images, labels, classes, smoothing=0.0,
+                                 group_size=4)
+  assert lam.shape == (8,) and len(set(np.round(np.asarray(lam), 6))) == 8
+  partner = np.arange(32).reshape(8, 4)[:, ::-1].ravel()  # 3 2 1 0 7 6 5 4 ...
+  lam_per_image = np.repeat(np.asarray(lam), 4)
+  one_hot = jax.nn.one_hot(labels, classes)
+  np.testing.assert_allclose(targets, lam_per_image[:, None] * one_hot
+                             + (1 - lam_per_image[:, None]) * one_hot[partner], atol=1e-6)
+  # every pixel is the image's own value, its partner's or (mixup) their lam-blend
+  own, other = np.arange(32.0)[:, None, None], partner[:, None, None].astype(float)
+  pixels = np.asarray(mixed[..., 0])
+  blend = lam_per_image[:, None, None] * own + (1 - lam_per_image[:, None, None]) * other
+  assert np.all(np.isclose(pixels, own) | np.isclose(pixels, other)
+                | np.isclose(pixels, blend, atol=1e-5))
+  is_cut = np.isclose(pixels, other).any((1, 2)) & ~np.isclose(pixels, other).all((1, 2))
+  assert 0 < is_cut.reshape(8, 4).all(1).sum() < 8  # some groups cut, some blend
+  assert load_config("finetune_imagenet").finetune.mixup_group_size == 32  # MAE's per-GPU batch
+  assert load_config("finetune_cifar10").finetune.mixup_group_size is None  # one group
+
+
+def test_one_group_of_the_whole_batch_is_the_ungrouped_mix():
+  images, labels, classes = _batch()
+  ungrouped = _jit_mix(jax.random.key(2), images, labels, classes, cutmix_alpha=0.0)
+  grouped = _jit_mix(jax.random.key(2), images, labels, classes, cutmix_alpha=0.0,
+                     group_size=8)
+  for a, b in zip(ungrouped[:2], grouped[:2]):
+    np.testing.assert_array_equal(a, b)
+  np.testing.assert_array_equal(ungrouped[2], grouped[2][0])
+
+
 def test_no_mixing_when_probability_is_zero():
   images, labels, classes = _batch()
   mixed, targets, _ = mixup.mix_batch(jax.random.key(0), images, labels, classes, prob=0.0,
@@ -141,6 +223,36 @@ def test_random_erasing_replaces_one_box_or_nothing():
       rows, cols = np.where(c.any(1))[0], np.where(c.any(0))[0]
       assert c[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1].all()
       assert c.mean() <= 1 / 3 + 0.05
+
+
+def _timm_erased_area(rng, height, width):
+  """timm 0.3.2's RandomErasing._erase (count 1, p=1) written out: pixels erased."""
+  for _ in range(10):
+    target = rng.uniform(0.02, 1 / 3) * height * width
+    aspect = np.exp(rng.uniform(np.log(0.3), np.log(1 / 0.3)))
+    h, w = int(round(np.sqrt(target * aspect))), int(round(np.sqrt(target / aspect)))
+    if w < width and h < height:
+      return h * w
+  return 0
+
+
+def test_random_erasing_retries_like_timm_and_skips_when_nothing_fits(height=6, width=3):
+  """On images this small a box often does not fit: timm draws again (10 times) and else
+  leaves the image alone; the erased-area distribution is timm's."""
+  count = 4000
+  erase = jax.jit(jax.vmap(lambda k: random_erasing.random_erase(
+      k, jnp.full((height, width, 1), 7.0), prob=1.0)))
+  changed = np.asarray(erase(jax.random.split(jax.random.key(0), count))[..., 0] != 7.0)
+  ours = changed.sum((1, 2))
+  rng = np.random.default_rng(0)
+  theirs = np.array([_timm_erased_area(rng, height, width) for _ in range(count)])
+  box_heights, box_widths = changed.any(2).sum(1), changed.any(1).sum(1)
+  assert box_heights.max() < height and box_widths.max() < width
+  bins = height * width + 1
+  total_variation = 0.5 * np.abs(np.bincount(ours, minlength=bins) / count
+                                 - np.bincount(theirs, minlength=bins) / count).sum()
+  assert total_variation < 0.04
+  np.testing.assert_allclose((ours == 0).mean(), (theirs == 0).mean(), atol=0.015)
 
 
 def test_the_single_warp_path_applies_the_chosen_op():

@@ -4,6 +4,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from conftest import load_config, load_config_with
+from ssljax.config import validation
+from ssljax.errors import ConfigError
 from ssljax.models import posemb, vit
 
 
@@ -83,3 +86,55 @@ def test_bfloat16_compute_keeps_float32_parameters():
   out32, _ = enc32.apply(variables, x)
   assert out16.dtype == jnp.bfloat16
   np.testing.assert_allclose(np.asarray(out16, np.float32), out32, atol=0.1)
+
+
+def test_a_learned_position_embedding_starts_at_the_sincos_table_and_is_trained():
+  """timm's ViT (MAE fine-tuning) trains `pos_embed` [1, 1+L, D], loaded as sin-cos with a
+  zero cls row."""
+  x = jax.random.normal(jax.random.key(1), (2, 16, 16, 3))
+  learned = vit.ViT(width=32, depth=0, num_heads=2, mlp_dim=32, patch_size=4,
+                    learned_pos_embed=True)  # no blocks: the embedding and the final norm
+
+  def init_and_grad(key):
+    variables = learned.init(key, x)
+    loss = lambda v: (learned.apply(v, x)[0] * jnp.arange(32.0)).sum()  # LN outputs sum to 0
+    return variables, jax.grad(loss)(variables)
+
+  variables, grad = jax.jit(init_and_grad)(jax.random.key(0))
+  pos_embed = variables["params"]["pos_embed"]
+  assert pos_embed.shape == (1, 17, 32)
+  np.testing.assert_array_equal(pos_embed[0, 0], 0.0)
+  np.testing.assert_array_equal(pos_embed[0, 1:], posemb.sincos_2d(32, 4))
+  assert np.abs(grad["params"]["pos_embed"][0, 0]).max() > 0  # the cls row too
+  assert np.abs(grad["params"]["pos_embed"][0, 1:]).min(axis=-1).max() > 0
+
+
+def test_vit_inits_follow_the_releases():
+  """mae: PyTorch's Conv2d bias U(+-1/sqrt(3 p^2)) for the patch projection (MAE re-inits only
+  Linear and LayerNorm); mocov3 (moco-v3 vits.py): q, k, v each xavier, bound sqrt(6 / 2D)
+  instead of the fused kernel's sqrt(6 / 4D), and the cls token N(0, 1e-6)."""
+  encoder = lambda init: vit.ViT(width=64, depth=1, num_heads=2, mlp_dim=64, patch_size=8,
+                                 weight_init=init)
+  x = jnp.zeros((1, 16, 16, 3))
+  mae, mocov3 = jax.jit(lambda key: [encoder(i).init(key, x)["params"]
+                                     for i in ("xavier_torch_bias", "mocov3")])(jax.random.key(0))
+  for params, qkv_bound, cls_std, bias_bound in ((mae, (6 / (64 + 192)) ** 0.5, 0.02,
+                                                  (3 * 8 * 8) ** -0.5),
+                                                 (mocov3, (6 / (64 + 64)) ** 0.5, 1e-6, 0.0)):
+    qkv = np.asarray(params["blocks_0"]["attn"]["qkv"]["kernel"])  # [64, 3 * 64]
+    assert 0.97 * qkv_bound < np.abs(qkv).max() <= qkv_bound
+    np.testing.assert_allclose(qkv.std(), qkv_bound / 3 ** 0.5, rtol=0.03)
+    np.testing.assert_allclose(np.asarray(params["cls_token"]).std(), cls_std, rtol=0.3)
+    bias = np.abs(np.asarray(params["patch_embed"]["bias"]))
+    assert 0.8 * bias_bound <= bias.max() <= bias_bound
+
+
+def test_the_imagenet_recipes_choose_their_releases_init_and_bad_names_are_refused():
+  for name, init in (("mae_vitb", "xavier_torch_bias"), ("mae_vitl", "xavier_torch_bias"),
+                     ("mae_vith", "xavier_torch_bias"),
+                     ("moco_v3_vitb", "mocov3"), ("mae_cifar10", "xavier"), ("demo", "xavier"),
+                     ("mae_vitl:runlocal", "xavier"), ("moco_v3_vitb:runlocal", "xavier")):
+    assert load_config(*name.split(":")).model.vit_init == init, name
+  with pytest.raises(ConfigError, match="model.vit_init='moco' is unknown: use one of xavier, "
+                     "xavier_torch_bias, mocov3"):
+    validation.validate(load_config_with("mae_vitb", None, model__vit_init="moco"))

@@ -17,6 +17,7 @@ CROP_SAMPLERS = ("torchvision", "clamped", "tf_sdbb")
 # tf_additive, BYOL's release (additive brightness, TF's per-channel contrast and HSV
 # saturation); tf_scaled, SimCLR's (multiplicative brightness, TF's contrast and saturation).
 COLOR_JITTER_IMPLS = ("torchvision", "tf_additive", "tf_scaled")
+VIT_INITS = ("xavier", "xavier_torch_bias", "mocov3")  # models.vit.INITS
 
 
 def input_config():
@@ -87,6 +88,9 @@ def base_config():
   c.model.mlp_dim = placeholder(int)
   c.model.dtype = "float32"
   c.model.remat = False
+  # ViT initialisation (models.vit.INITS): xavier | xavier_torch_bias (MAE: PyTorch's
+  # patch-embed bias) | mocov3 (q, k, v initialised separately, cls token N(0, 1e-6))
+  c.model.vit_init = "xavier"
   c.model.resnet_width = 64  # ResNet base width (64 in the papers; smaller for CPU runs)
   c.model.cifar_stem = False  # ResNet 3x3 stride-1 stem without max-pool for 32x32 images
   c.model.zero_init_residual = True  # ResNet: last BN scale of each block starts at 0
@@ -207,6 +211,7 @@ def finetune_base_config():
   c = _evaluation_run_config("finetune")
   c.total_epochs = 100.0
   c.max_consecutive_skips = 10
+  c.grad_accum_steps = 1  # micro-batches per update (each draws its own augmentations)
   c.input.batch_size = 1024
   c.finetune = ml_collections.ConfigDict()
   c.finetune.pool = "avg"  # avg (mean of patch tokens, then LayerNorm) | cls
@@ -217,12 +222,18 @@ def finetune_base_config():
   c.finetune.cutmix_alpha = 1.0
   c.finetune.mixup_prob = 1.0
   c.finetune.mixup_switch_prob = 0.5
+  # Mixup/CutMix draws one lam and box per group of this many consecutive images (MAE: each
+  # GPU's batch of 32); None: one for the whole (micro-)batch.
+  c.finetune.mixup_group_size = placeholder(int)
   c.finetune.crop_scale = (0.08, 1.0)
   c.finetune.flip = True
   c.finetune.rand_augment_ops = 2  # 0 turns RandAugment off
   c.finetune.rand_augment_magnitude = 9.0
   c.finetune.rand_augment_magnitude_std = 0.5
   c.finetune.random_erase_prob = 0.25
+  # Train the position embedding from the sin-cos table (timm's ViT in MAE's fine-tuning);
+  # False keeps it fixed.
+  c.finetune.learned_pos_embed = False
   c.finetune.dtype = "float32"  # compute dtype; parameters stay float32
   c.finetune.remat = False
   c.finetune.test_split = "test"

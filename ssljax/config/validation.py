@@ -2,7 +2,7 @@
 `ConfigError`s naming the field and the fix. Method-specific checks live in each method's
 `validate` (`ssljax.methods.contract`)."""
 from ssljax.config.sections import (COLOR_JITTER_IMPLS, CROP_SAMPLERS, INTERPOLATIONS,
-                                     MODEL_DTYPES, PROBE_HEAD_INITS, PROTOCOLS)
+                                     MODEL_DTYPES, PROBE_HEAD_INITS, PROTOCOLS, VIT_INITS)
 from ssljax.errors import ConfigError
 
 
@@ -40,6 +40,9 @@ def validate(config):
     raise ConfigError(f"model.dtype={config.model.dtype!r} is unknown: use one of "
                       f"{', '.join(MODEL_DTYPES)}")
   _check_grad_accum(config)
+  if config.model.get("vit_init", "xavier") not in VIT_INITS:
+    raise ConfigError(f"model.vit_init={config.model.vit_init!r} is unknown: use one of "
+                      f"{', '.join(VIT_INITS)}")
   if config.max_consecutive_skips < 0:
     raise ConfigError(f"max_consecutive_skips={config.max_consecutive_skips} is below 0: use "
                       "a value >= 0 (0 stops at the first non-finite step)")
@@ -145,6 +148,13 @@ def _validate_finetune(config):
   for field, ok, fix in checks:
     if not ok:
       raise ConfigError(f"finetune.{field}={f[field]!r} is invalid: use {fix}")
+  _check_grad_accum(config)
+  accum = config.get("grad_accum_steps", 1)
+  group = f.get("mixup_group_size")
+  if group is not None and (group < 1 or (config.input.batch_size // accum) % group):
+    raise ConfigError(f"finetune.mixup_group_size={group} does not divide the micro-batch of "
+                      f"{config.input.batch_size // accum} images: use a divisor of it, or None "
+                      "(one group)")
   if config.baseline not in ("", "random_init"):
     raise ConfigError(f"baseline={config.baseline!r} cannot be fine-tuned: use '' (the "
                       "init_from encoder) or 'random_init'")

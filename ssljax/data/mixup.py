@@ -1,11 +1,13 @@
-"""Mixup and CutMix with label smoothing on device, per batch (timm's `Mixup`, MAE fine-tuning).
+"""Mixup and CutMix with label smoothing on device, per group of images (timm's `Mixup` in
+`mode='batch'`, MAE fine-tuning, which runs it on each GPU's batch of 32).
 
-With probability `prob` a batch is mixed with its reverse (example i with example B-1-i):
-CutMix (with probability `switch_prob` when both are on) pastes a box of the partner image whose
-area is 1 - lam, lam ~ Beta(cutmix_alpha, cutmix_alpha), and lam is corrected to the box's
-clipped area; Mixup blends the images as lam * x + (1 - lam) * partner, lam ~ Beta(mixup_alpha,
-mixup_alpha). The targets are the same blend of the label-smoothed one-hot labels (on-value
-1 - smoothing + smoothing / K, off-value smoothing / K), so each row sums to 1.
+With probability `prob` a group is mixed with its reverse (example i with example G-1-i of the
+same group): CutMix (with probability `switch_prob` when both are on) pastes a box of the
+partner image whose area is 1 - lam, lam ~ Beta(cutmix_alpha, cutmix_alpha), and lam is
+corrected to the box's clipped area; Mixup blends the images as lam * x + (1 - lam) * partner,
+lam ~ Beta(mixup_alpha, mixup_alpha). The targets are the same blend of the label-smoothed
+one-hot labels (on-value 1 - smoothing + smoothing / K, off-value smoothing / K), so each row
+sums to 1. Every group draws its own lam, choice and box; one group is the whole batch.
 """
 import jax
 import jax.numpy as jnp
@@ -30,15 +32,8 @@ def cutmix_box(key, height, width, lam):
   return top, bottom, left, right
 
 
-def mix_batch(key, images, labels, num_classes, *, mixup_alpha=0.8, cutmix_alpha=1.0,
-              prob=1.0, switch_prob=0.5, smoothing=0.1):
-  """(images [B, H, W, C], labels int [B]) -> (mixed images, soft targets [B, K]), and lam.
-
-  `mixup_alpha=0` or `cutmix_alpha=0` turns that one off; `prob=0` only smooths the labels.
-  """
-  targets = smooth_one_hot(labels, num_classes, smoothing)
-  if prob <= 0 or (mixup_alpha <= 0 and cutmix_alpha <= 0):
-    return images, targets, jnp.ones(())
+def _mix_group(key, images, targets, *, mixup_alpha, cutmix_alpha, prob, switch_prob):
+  """One group: images [G, H, W, C], targets [G, K] -> (mixed, mixed targets, lam)."""
   apply_key, switch_key, mixup_key, cutmix_key, box_key = jax.random.split(key, 5)
   if mixup_alpha > 0 and cutmix_alpha > 0:
     use_cutmix = jax.random.bernoulli(switch_key, switch_prob)
@@ -60,3 +55,28 @@ def mix_batch(key, images, labels, num_classes, *, mixup_alpha=0.8, cutmix_alpha
   mixed = jnp.where(use_cutmix, cut, blend)
   lam = jnp.where(use_cutmix & (lam < 1.0), box_lam, lam)
   return mixed, lam * targets + (1.0 - lam) * targets[::-1], lam
+
+
+def mix_batch(key, images, labels, num_classes, *, mixup_alpha=0.8, cutmix_alpha=1.0,
+              prob=1.0, switch_prob=0.5, smoothing=0.1, group_size=None):
+  """(images [B, H, W, C], labels int [B]) -> (mixed images, soft targets [B, K], lam).
+
+  `group_size` G (dividing B): consecutive groups of G images mix independently, lam [B / G];
+  None: the whole batch is one group, lam a scalar. `mixup_alpha=0` or `cutmix_alpha=0` turns
+  that one off; `prob=0` only smooths the labels.
+  """
+  targets = smooth_one_hot(labels, num_classes, smoothing)
+  b = images.shape[0]
+  groups = 1 if group_size is None else b // group_size
+  if prob <= 0 or (mixup_alpha <= 0 and cutmix_alpha <= 0):
+    return images, targets, jnp.ones(() if group_size is None else (groups,))
+  mix = lambda k, x, t: _mix_group(k, x, t, mixup_alpha=mixup_alpha, cutmix_alpha=cutmix_alpha,
+                                   prob=prob, switch_prob=switch_prob)
+  if group_size is None:
+    return mix(key, images, targets)
+  if b % group_size:
+    raise ValueError(f"batch of {b} images is not divisible by mixup group_size {group_size}")
+  keys = key[None] if groups == 1 else jax.random.split(key, groups)  # one group: the batch's
+  split = lambda x: x.reshape((groups, group_size) + x.shape[1:])
+  mixed, mixed_targets, lam = jax.vmap(mix)(keys, split(images), split(targets))
+  return mixed.reshape(images.shape), mixed_targets.reshape(targets.shape), lam

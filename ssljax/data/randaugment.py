@@ -5,9 +5,11 @@ Each image gets `num_ops` operations drawn uniformly from `OPS`, each applied wi
 1/2, at a magnitude drawn per operation from N(magnitude, magnitude_std) clipped to [0, 10];
 level = magnitude / 10. The "increasing" variants grow stronger with the level:
   Rotate ±30·level degrees, ShearX/Y ±0.3·level, TranslateX/Y ±0.45·level of the size,
-  Posterize to 4 - 4·level bits, Solarize above 1 - level, SolarizeAdd +0.43·level below 1/2,
-  Color/Contrast/Brightness/Sharpness factor 1 ± 0.9·level; AutoContrast, Equalize, Invert
-  take no magnitude. Geometric ops fill with the dataset-mean grey, as timm does.
+  Posterize to 4 - floor(4·level) bits (0: black), Solarize above 1 - level, SolarizeAdd
+  +0.43·level below 1/2, Color/Contrast/Brightness/Sharpness factor 1 ± 0.9·level;
+  AutoContrast, Equalize, Invert take no magnitude. Geometric ops resample as PIL's bicubic transform (timm passes the
+  recipe's bicubic interpolation to them) and fill with the dataset-mean grey, as timm does;
+  shears are about the top-left corner (PIL's affine), rotations about the centre.
 Images are float32 [H, W, C] in [0, 1]. Vmapped, `lax.switch` evaluates every op and selects,
 which costs a few elementwise passes per image: small next to the encoder.
 """
@@ -29,26 +31,37 @@ def _signed(key, value):
   return jnp.where(jax.random.bernoulli(key), value, -value)
 
 
-def _bilinear(image, ys, xs):
-  """image [H, W, C] sampled at float coordinates ys, xs [H', W'] -> [H', W', C]; points
-  outside the image take the grey `FILL`."""
+def _cubic(x):
+  """PIL's transform filter (Geometry.c, not the resize filter): Keys' cubic with a = -1."""
+  x = jnp.abs(x)
+  return jnp.where(x < 1.0, (x - 2.0) * x * x + 1.0,
+                   jnp.where(x < 2.0, ((-x + 5.0) * x - 8.0) * x + 4.0, 0.0))
+
+
+def _bicubic(image, ys, xs):
+  """image [H, W, C] sampled at float pixel-centre coordinates ys, xs [H', W'] -> [H', W', C],
+  as PIL's BICUBIC transform: neighbours beyond the border repeat the edge pixel, points
+  outside the image's extent [-1/2, size - 1/2) take the grey `FILL`, values clip to [0, 1]."""
   h, w, _ = image.shape
   y0, x0 = jnp.floor(ys), jnp.floor(xs)
+  row_weights = [_cubic(ys - (y0 + d)) for d in (-1, 0, 1, 2)]
+  col_weights = [_cubic(xs - (x0 + d)) for d in (-1, 0, 1, 2)]
+  rows = [jnp.clip(y0 + d, 0, h - 1).astype(jnp.int32) for d in (-1, 0, 1, 2)]
+  cols = [jnp.clip(x0 + d, 0, w - 1).astype(jnp.int32) for d in (-1, 0, 1, 2)]
   out = 0.0
-  for dy, dx in ((0, 0), (0, 1), (1, 0), (1, 1)):
-    y, x = y0 + dy, x0 + dx
-    weight = (1 - jnp.abs(ys - y)) * (1 - jnp.abs(xs - x))
-    inside = (y >= 0) & (y <= h - 1) & (x >= 0) & (x <= w - 1)
-    value = image[jnp.clip(y, 0, h - 1).astype(jnp.int32), jnp.clip(x, 0, w - 1).astype(jnp.int32)]
-    value = jnp.where(inside[..., None], value, jnp.asarray(FILL, image.dtype)[:image.shape[-1]])
-    out = out + weight[..., None] * value
-  return out
+  for row, row_weight in zip(rows, row_weights):
+    for col, col_weight in zip(cols, col_weights):
+      out = out + (row_weight * col_weight)[..., None] * image[row, col]
+  inside = (ys >= -0.5) & (ys < h - 0.5) & (xs >= -0.5) & (xs < w - 0.5)
+  fill = jnp.asarray(FILL, image.dtype)[:image.shape[-1]]
+  return jnp.where(inside[..., None], jnp.clip(out, 0.0, 1.0), fill)
 
 
 def affine(image, matrix):
-  """Output pixel (y, x) samples the input at `matrix @ (y, x, 1)` (bilinear, grey fill).
+  """Output pixel (y, x) samples the input at `matrix @ (y, x, 1)` (PIL's bicubic, grey fill).
 
-  `matrix` [2, 3] maps output coordinates to input coordinates, both centred on the image.
+  `matrix` [2, 3] maps output coordinates to input coordinates, both centred on the image
+  (pixel-centre coordinates, the image's centre at ((H - 1) / 2, (W - 1) / 2)).
   """
   h, w, _ = image.shape
   cy, cx = (h - 1) / 2, (w - 1) / 2
@@ -56,7 +69,7 @@ def affine(image, matrix):
                         jnp.arange(w, dtype=jnp.float32) - cx, indexing="ij")
   source_y = matrix[0, 0] * ys + matrix[0, 1] * xs + matrix[0, 2] + cy
   source_x = matrix[1, 0] * ys + matrix[1, 1] * xs + matrix[1, 2] + cx
-  return _bilinear(image, source_y, source_x)
+  return _bicubic(image, source_y, source_x)
 
 
 def rotation_matrix(degrees):
@@ -65,12 +78,14 @@ def rotation_matrix(degrees):
   return jnp.array([[jnp.cos(t), jnp.sin(t), 0.0], [-jnp.sin(t), jnp.cos(t), 0.0]])
 
 
-def shear_x_matrix(factor):
-  return jnp.array([[1.0, 0.0, 0.0], [factor, 1.0, 0.0]])
+# timm shears with PIL's affine (1, f, 0, 0, 1, 0): about the top-left corner of the image,
+# whose pixel centres sit at 0.5, so row y moves by f * (y + 0.5).
+def shear_x_matrix(factor, shape):
+  return jnp.array([[1.0, 0.0, 0.0], [factor, 1.0, factor * ((shape[0] - 1) / 2 + 0.5)]])
 
 
-def shear_y_matrix(factor):
-  return jnp.array([[1.0, factor, 0.0], [0.0, 1.0, 0.0]])
+def shear_y_matrix(factor, shape):
+  return jnp.array([[1.0, factor, factor * ((shape[1] - 1) / 2 + 0.5)], [0.0, 1.0, 0.0]])
 
 
 def translate_matrix(dy, dx):
@@ -83,11 +98,11 @@ def rotate(image, degrees):
 
 
 def shear_x(image, factor):
-  return affine(image, shear_x_matrix(factor))
+  return affine(image, shear_x_matrix(factor, image.shape))
 
 
 def shear_y(image, factor):
-  return affine(image, shear_y_matrix(factor))
+  return affine(image, shear_y_matrix(factor, image.shape))
 
 
 def translate(image, dy, dx):
@@ -119,8 +134,8 @@ def equalize(image):
 
 
 def posterize(image, bits):
-  """Keep the top `bits` bits of each 8-bit value."""
-  shift = (8 - jnp.clip(jnp.round(bits), 1, 8)).astype(jnp.int32)
+  """Keep the top `bits` (0 to 8) bits of each 8-bit value: 0 bits give black, as in PIL."""
+  shift = (8 - jnp.clip(jnp.round(bits), 0, 8)).astype(jnp.int32)
   levels = jnp.round(image * 255).astype(jnp.int32)
   return ((levels >> shift) << shift).astype(jnp.float32) / 255
 
@@ -149,8 +164,8 @@ def _enhance(key, level):
 # Geometric ops as matrices: name -> (key, level, image shape) -> [2, 3]
 GEOMETRIC = {
     "Rotate": lambda k, level, shape: rotation_matrix(_signed(k, 30.0 * level)),
-    "ShearX": lambda k, level, shape: shear_x_matrix(_signed(k, 0.3 * level)),
-    "ShearY": lambda k, level, shape: shear_y_matrix(_signed(k, 0.3 * level)),
+    "ShearX": lambda k, level, shape: shear_x_matrix(_signed(k, 0.3 * level), shape),
+    "ShearY": lambda k, level, shape: shear_y_matrix(_signed(k, 0.3 * level), shape),
     "TranslateXRel": lambda k, level, shape: translate_matrix(
         0.0, _signed(k, 0.45 * level * shape[1])),
     "TranslateYRel": lambda k, level, shape: translate_matrix(
@@ -161,7 +176,7 @@ PIXEL = {
     "AutoContrast": lambda k, x, level: autocontrast(x),
     "Equalize": lambda k, x, level: equalize(x),
     "Invert": lambda k, x, level: 1.0 - x,
-    "PosterizeIncreasing": lambda k, x, level: posterize(x, 4 - 4 * level),
+    "PosterizeIncreasing": lambda k, x, level: posterize(x, 4 - jnp.floor(4 * level)),
     "SolarizeIncreasing": lambda k, x, level: solarize(x, 1.0 - level),
     "SolarizeAdd": lambda k, x, level: solarize_add(x, 110 / 255 * level),
     "ColorIncreasing": lambda k, x, level: augment.adjust_saturation(x, _enhance(k, level)),

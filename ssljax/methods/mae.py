@@ -19,7 +19,8 @@ def build_models(config):
   """(encoder, decoder) Linen modules from `config.model` and `config.mae`."""
   spec = vit.spec_from_config(config.model)
   dtype = jnp.dtype(config.model.dtype)
-  encoder = vit.ViT(**spec, dtype=dtype, remat=config.model.remat)
+  encoder = vit.ViT(**spec, dtype=dtype, remat=config.model.remat,
+                    weight_init=config.model.get("vit_init", "xavier"))
   decoder = vit.MAEDecoder(
       width=config.mae.decoder_width, depth=config.mae.decoder_depth,
       num_heads=config.mae.decoder_heads,

@@ -27,7 +27,8 @@ def build_backbone(config):
                             cifar_stem=config.model.cifar_stem, dtype=dtype,
                             zero_init_residual=config.model.zero_init_residual,
                             bn_running_var=config.model.bn_running_var)
-  return vit.ViT(**vit.spec_from_config(config.model), dtype=dtype, remat=config.model.remat)
+  return vit.ViT(**vit.spec_from_config(config.model), dtype=dtype, remat=config.model.remat,
+                 weight_init=config.model.get("vit_init", "xavier"))
 
 
 # The head switches of `build_network` and their defaults (the ssljax heads of the CIFAR

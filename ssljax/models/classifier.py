@@ -24,18 +24,21 @@ class ViTClassifier(nn.Module):
   drop_path: float = 0.0
   dtype: Any = jnp.float32
   remat: bool = False
+  learned_pos_embed: bool = False  # train the position embedding (timm's ViT, MAE fine-tuning)
 
   @nn.compact
   def __call__(self, images, train=False):
     if self.pool not in POOLS:
       raise ValueError(f"pool={self.pool!r} is unknown: use one of {', '.join(POOLS)}")
     encoder = vit.ViT(**self.spec, dtype=self.dtype, remat=self.remat,
-                      drop_path=self.drop_path, final_norm=self.pool == "cls", name="encoder")
+                      drop_path=self.drop_path, final_norm=self.pool == "cls",
+                      learned_pos_embed=self.learned_pos_embed, name="encoder")
     tokens, _ = encoder(images, deterministic=not train)
     if self.pool == "avg":
       x = nn.LayerNorm(epsilon=1e-6, dtype=self.dtype, name="fc_norm")(tokens[:, 1:].mean(1))
     else:
       x = tokens[:, 0]
     # MAE initialises the head with std 2e-5: fine-tuning starts from near-uniform predictions.
-    return nn.Dense(self.num_classes, kernel_init=nn.initializers.truncated_normal(2e-5),
+    # (timm's trunc_normal_(std=2e-5) cuts at +-2 absolute, i.e. not at all: a plain normal.)
+    return nn.Dense(self.num_classes, kernel_init=nn.initializers.normal(2e-5),
                     name="head")(x.astype(jnp.float32))

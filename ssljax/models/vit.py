@@ -3,7 +3,8 @@
 Parameter names follow the official MAE/timm layout (`patch_embed`, `cls_token`, `blocks_{i}`
 with `norm1`/`attn.qkv`/`attn.proj`/`norm2`/`mlp.fc1`/`mlp.fc2`, `norm`, `decoder_embed`,
 `mask_token`, `decoder_blocks_{i}`, `decoder_norm`, `decoder_pred`) so that PyTorch checkpoints
-map one-to-one. Position embeddings are fixed 2-D sin-cos constants, not parameters.
+map one-to-one. Position embeddings are fixed 2-D sin-cos constants; fine-tuning can make the
+encoder's a parameter `pos_embed` [1, 1+L, D] that starts from them (`learned_pos_embed`).
 """
 import re
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ssljax.models import posemb
 
@@ -30,6 +32,32 @@ _token_init = nn.initializers.normal(stddev=0.02)
 # MAE initialises the patch projection like a linear layer on the flattened [p*p*C] patch.
 _patch_init = nn.initializers.variance_scaling(1.0, "fan_avg", "uniform", in_axis=(0, 1, 2),
                                                out_axis=-1)
+
+
+def _symmetric_uniform(bound_of_shape):
+  """Initializer U(-b, b) with b = bound_of_shape(shape)."""
+  return lambda key, shape, dtype=jnp.float32: jax.random.uniform(
+      key, shape, dtype, -bound_of_shape(shape), bound_of_shape(shape))
+
+
+_zero_bias = lambda fan_in: nn.initializers.zeros
+# The official releases' initialisations (`ViT.weight_init`, `model.vit_init`); Linear biases 0:
+#   xavier  xavier_uniform Linear kernels (the fused qkv as one [D, 3D] matrix), the patch
+#           projection xavier on the flattened patch with bias 0, tokens N(0, 0.02)
+#   xavier_torch_bias  (MAE) xavier, but the patch projection's bias keeps PyTorch's Conv2d
+#           default U(+-1/sqrt(fan_in)), fan_in = C*p*p (MAE's _init_weights covers Linear and
+#           LayerNorm only)
+#   mocov3  xavier, but q, k and v each xavier_uniform on its own [D, D] (bound sqrt(6 / 2D),
+#           not sqrt(6 / 4D)) and the cls token N(0, 1e-6) (moco-v3 vits.py)
+# qkv, cls: initializers; patch_bias: fan_in -> initializer.
+INITS = {
+    "xavier": dict(qkv=_dense_init, cls=_token_init, patch_bias=_zero_bias),
+    "xavier_torch_bias": dict(
+        qkv=_dense_init, cls=_token_init,
+        patch_bias=lambda fan_in: _symmetric_uniform(lambda shape: fan_in ** -0.5)),
+    "mocov3": dict(qkv=_symmetric_uniform(lambda shape: (6 / (shape[0] + shape[1] // 3)) ** 0.5),
+                   cls=nn.initializers.normal(1e-6), patch_bias=_zero_bias),
+}
 
 
 def spec_from_config(model_config):
@@ -91,6 +119,7 @@ class Attention(nn.Module):
   """
   num_heads: int
   dtype: Any = jnp.float32
+  qkv_init: Any = _dense_init
 
   @nn.compact
   def __call__(self, x):
@@ -98,7 +127,7 @@ class Attention(nn.Module):
     if width % self.num_heads:
       raise ValueError(f"width {width} is not divisible by num_heads {self.num_heads}")
     head_dim = width // self.num_heads
-    qkv = Linear(3 * width, self.dtype, name="qkv")(x)
+    qkv = Linear(3 * width, self.dtype, self.qkv_init, name="qkv")(x)
     q, k, v = jnp.moveaxis(qkv.reshape(b, n, 3, self.num_heads, head_dim), 2, 0)
     # softmax(q k^T / sqrt(d)) v; XLA picks a fused kernel where the backend has one
     out = jax.nn.dot_product_attention(q, k, v).reshape(b, n, width)
@@ -116,23 +145,26 @@ class Block(nn.Module):
   mlp_dim: int
   dtype: Any = jnp.float32
   drop_path: float = 0.0
+  qkv_init: Any = _dense_init
 
   @nn.compact
   def __call__(self, x, deterministic=True):
     norm = lambda name: nn.LayerNorm(epsilon=1e-6, dtype=self.dtype, name=name)
     # Dropout broadcast over tokens and channels drops a whole example's branch.
     drop = nn.Dropout(self.drop_path, broadcast_dims=(1, 2), deterministic=deterministic)
-    x = x + drop(Attention(self.num_heads, self.dtype, name="attn")(norm("norm1")(x)))
+    x = x + drop(Attention(self.num_heads, self.dtype, self.qkv_init, name="attn")(
+        norm("norm1")(x)))
     return x + drop(Mlp(self.mlp_dim, self.dtype, name="mlp")(norm("norm2")(x)))
 
 
 def _block_stack(x, *, prefix, depth, num_heads, mlp_dim, dtype, remat, drop_path=0.0,
-                 deterministic=True):
+                 deterministic=True, qkv_init=_dense_init):
   """`depth` blocks; block i's drop-path rate rises linearly from 0 to `drop_path` (timm)."""
   block_cls = nn.remat(Block, static_argnums=(2,)) if remat else Block
   for i in range(depth):
     rate = drop_path * i / max(depth - 1, 1)
-    x = block_cls(num_heads, mlp_dim, dtype, rate, name=f"{prefix}_{i}")(x, deterministic)
+    x = block_cls(num_heads, mlp_dim, dtype, rate, qkv_init,
+                  name=f"{prefix}_{i}")(x, deterministic)
   return x
 
 
@@ -143,8 +175,11 @@ class ViT(nn.Module):
   returns `(tokens [B, 1+K, D], intermediates)`; tokens[:, 0] is the cls token. With
   `keep_indices` only those patches are encoded (MAE); with `token_mask` (1 = masked) the masked
   patches are replaced by a learned `mask_token` and all are encoded (the BERT-style variant).
-  Fine-tuning sets `drop_path` (stochastic depth, active when `deterministic=False`) and, for
-  average pooling, `final_norm=False` (MAE normalises the pooled token instead).
+  Fine-tuning sets `drop_path` (stochastic depth, active when `deterministic=False`), for
+  average pooling `final_norm=False` (MAE normalises the pooled token instead), and
+  `learned_pos_embed`: the position embedding becomes a parameter `pos_embed` [1, 1+L, D]
+  initialised to the sin-cos table with a zero row for the cls token, as timm's
+  VisionTransformer trains the one it loads from an MAE checkpoint.
   """
   width: int
   depth: int
@@ -155,28 +190,44 @@ class ViT(nn.Module):
   remat: bool = False
   drop_path: float = 0.0
   final_norm: bool = True
+  learned_pos_embed: bool = False
+  weight_init: str = "xavier"  # a name in INITS
 
   @nn.compact
   def __call__(self, images, keep_indices=None, token_mask=None, deterministic=True):
-    b, h, w, _ = images.shape
+    b, h, w, c = images.shape
     p = self.patch_size
     if h % p or w % p or h != w:
       raise ValueError(f"image size {h}x{w} is not a square multiple of patch_size {p}")
+    if self.weight_init not in INITS:
+      raise ValueError(f"ViT weight_init {self.weight_init!r} is unknown: use one of "
+                       f"{', '.join(INITS)}")
+    inits = INITS[self.weight_init]
     x = nn.Conv(self.width, (p, p), strides=(p, p), padding="VALID", dtype=self.dtype,
-                kernel_init=_patch_init, name="patch_embed")(images.astype(self.dtype))
+                kernel_init=_patch_init, bias_init=inits["patch_bias"](c * p * p),
+                name="patch_embed")(images.astype(self.dtype))
     x = x.reshape(b, -1, self.width)
     if token_mask is not None:
       mask_token = self.param("mask_token", _token_init, (1, 1, self.width))
       m = token_mask[..., None].astype(x.dtype)
       x = x * (1 - m) + mask_token.astype(x.dtype) * m
-    x = x + jnp.asarray(posemb.sincos_2d(self.width, h // p), x.dtype)
+    table = posemb.sincos_2d(self.width, h // p)  # [L, D]
+    if self.learned_pos_embed:
+      with_cls = np.concatenate([np.zeros((1, self.width), np.float32), table])[None]
+      pos_embed = self.param("pos_embed", lambda key, shape: jnp.asarray(with_cls),
+                             with_cls.shape)  # [1, 1+L, D]
+      table = pos_embed[:, 1:]
+    x = x + jnp.asarray(table, x.dtype)
     if keep_indices is not None:
       x = jnp.take_along_axis(x, keep_indices[..., None], axis=1)
-    cls = self.param("cls_token", _token_init, (1, 1, self.width))  # its position embedding is 0
-    x = jnp.concatenate([jnp.broadcast_to(cls.astype(x.dtype), (b, 1, self.width)), x], axis=1)
+    cls = self.param("cls_token", inits["cls"], (1, 1, self.width)).astype(x.dtype)
+    if self.learned_pos_embed:  # the fixed embedding's cls row is 0
+      cls = cls + pos_embed[:, :1].astype(x.dtype)
+    x = jnp.concatenate([jnp.broadcast_to(cls, (b, 1, self.width)), x], axis=1)
     x = _block_stack(x, prefix="blocks", depth=self.depth, num_heads=self.num_heads,
                      mlp_dim=self.mlp_dim, dtype=self.dtype, remat=self.remat,
-                     drop_path=self.drop_path, deterministic=deterministic)
+                     drop_path=self.drop_path, deterministic=deterministic,
+                     qkv_init=inits["qkv"])
     if self.final_norm:
       x = nn.LayerNorm(epsilon=1e-6, dtype=self.dtype, name="norm")(x)
     return x, {"cls": x[:, 0], "patch_mean": x[:, 1:].mean(axis=1)}

@@ -57,15 +57,21 @@ def _pretraining(config, replicated):
   return pre_config, encoder_params, f"{pre_config.method} {description}"
 
 
+# Classifier leaves a pre-training checkpoint need not have: a learned `pos_embed` keeps its
+# initialisation, the fixed sin-cos table the encoder was pre-trained with.
+KEEP_INIT = ("pos_embed",)
+
+
 def load_encoder(params, encoder_params):
   """`params` with every `encoder` leaf replaced by the pre-trained one of the same name.
 
   Pre-trained leaves the classifier does not use (the final `norm` under average pooling, a
-  `mask_token`) are left out; a classifier leaf missing from the checkpoint, or of another
-  shape, is an error naming it.
+  `mask_token`) are left out; a classifier leaf missing from the checkpoint (other than those
+  in `KEEP_INIT`), or of another shape, is an error naming it.
   """
   wanted = traverse_util.flatten_dict(params["encoder"], sep="/")
   given = traverse_util.flatten_dict(encoder_params, sep="/")
+  given = dict({name: wanted[name] for name in KEEP_INIT if name in wanted}, **given)
   for name, leaf in wanted.items():
     if name not in given:
       raise ConfigError(f"the checkpoint's encoder has no parameter encoder/{name}: it was "
@@ -95,22 +101,40 @@ def train_view(config, key, image, size, extent=None):
   return random_erasing.random_erase(erase_key, x, f.random_erase_prob)
 
 
+def train_views(config, key, batch, size):
+  """uint8-valued batch["image"] [B, H, W, 3] -> normalised float views [B, size, size, 3],
+  one key per example: for a micro-batch (gradient accumulation) the key its examples have in
+  the whole batch, so accumulating changes no example's view."""
+  images = batch["image"]
+  micro = augment.micro_batch(batch, config)
+  keys = augment.example_keys(key, images.shape[0], micro.get("index"), micro.get("total"))
+  return augment.per_example(lambda k, x, ext: train_view(config, k, x, size, ext), keys,
+                             images.astype(jnp.float32), batch.get("extent"))
+
+
+def micro_batch_key(key, batch):
+  """`key` for a whole batch; for a micro-batch, a key of its own (folded with its first
+  example's index), so micro-batches draw different mixes and drop paths."""
+  if "example_index" not in batch:
+    return key
+  return jax.random.fold_in(key, batch["example_index"][0])
+
+
 def objective(config, model, num_classes, size):
   """(params, model_state, frozen, batch, rng) -> (loss, (model_state, metrics)): on device,
-  per-example views, Mixup/CutMix over the batch, soft-target cross-entropy with drop path."""
+  per-example views, Mixup/CutMix over groups of the batch, soft-target cross-entropy with drop
+  path."""
   f = config.finetune
 
   def loss_fn(params, model_state, frozen, batch, rng):
     del frozen
-    images, labels = batch["image"], batch["label"]
     aug_key, mix_key, drop_key = jax.random.split(rng, 3)
-    views = augment.per_example(lambda k, x, ext: train_view(config, k, x, size, ext),
-                                jax.random.split(aug_key, images.shape[0]),
-                                images.astype(jnp.float32), batch.get("extent"))
+    views = train_views(config, aug_key, batch, size)
+    mix_key, drop_key = (micro_batch_key(k, batch) for k in (mix_key, drop_key))
     views, targets, _ = mixup.mix_batch(
-        mix_key, views, labels, num_classes, mixup_alpha=f.mixup_alpha,
+        mix_key, views, batch["label"], num_classes, mixup_alpha=f.mixup_alpha,
         cutmix_alpha=f.cutmix_alpha, prob=f.mixup_prob, switch_prob=f.mixup_switch_prob,
-        smoothing=f.label_smoothing)
+        smoothing=f.label_smoothing, group_size=f.mixup_group_size)
     logits = model.apply({"params": params}, views, train=True, rngs={"dropout": drop_key})
     loss = optax.softmax_cross_entropy(logits, targets).mean()
     train_top1 = jnp.mean(jnp.argmax(logits, -1) == jnp.argmax(targets, -1))
@@ -131,7 +155,8 @@ def plan(config, mesh):
   model = classifier.ViTClassifier(spec, num_classes, pool=config.finetune.pool,
                                    drop_path=config.finetune.drop_path,
                                    dtype=jnp.dtype(config.finetune.dtype),
-                                   remat=config.finetune.remat)
+                                   remat=config.finetune.remat,
+                                   learned_pos_embed=config.finetune.learned_pos_embed)
   schedule = durations.schedule(config, len(train_source))
   base_tx, learning_rate = optim.make(config.optim, batch_size, schedule.total_steps,
                                       schedule.warmup_steps)

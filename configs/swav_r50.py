@@ -5,7 +5,7 @@
 
 Batch 4096, LARC (on every parameter) lr 0.3 x 4096 / 256 = 4.8, wd 1e-6, 10 warm-up epochs
 linear from 0.3, cosine to 0.0048; 3000 prototypes frozen for the
-first epoch (312 steps), temperature 0.1, Sinkhorn-Knopp epsilon 0.05 with 3 iterations over the
+first 313 steps, temperature 0.1, Sinkhorn-Knopp epsilon 0.05 with 3 iterations over the
 global batch; head 2048 -> 128; multi-crop 2 x 224px (scale 0.14-1) + 6 x 96px (0.05-0.14),
 each with flip, color jitter (0.8, 0.8, 0.8, 0.2) p=0.8, grayscale p=0.2, blur p=0.5.
 Linear accuracy: 72.1 at 100 epochs with multi-crop, 75.3 at 800 (paper, Table 11 / 1); the
@@ -25,7 +25,7 @@ def get_config(arg=None):
   arg = loading.parse_arg(arg, runlocal=False, epochs=100)
   c = sections.base_config()
   c.method, c.swav = "swav", swav.default_config()
-  c.swav.freeze_prototypes_steps = 1281167 // 4096
+  c.swav.freeze_prototypes_steps = 313  # main_swav.py: no prototype gradient if iteration < 313
   c.swav.num_small_crops = 6
   recipes.siamese_imagenet(c, arg, batch_size=4096, optimizer="lars", blr=0.3,
                            weight_decay=1e-6, warmup_epochs=10)

@@ -1,6 +1,6 @@
 """BatchNorm as the releases run it: Flax's biased running variance bit for bit, PyTorch's
-unbiased one against torch.nn.BatchNorm, and the ResNet's residual-BN init
-(`zero_init_residual`)."""
+unbiased one against torch.nn.BatchNorm, per-GPU groups (`group_size`) against one BatchNorm
+per group, and the ResNet's residual-BN init (`zero_init_residual`)."""
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -75,6 +75,45 @@ def test_heads_and_resnet_update_their_running_var_as_configured():
                              0.9 + 0.1 * np.var(h, axis=0, ddof=1), rtol=1e-5)
   backbone = resnet.from_name("resnet18", width=4, cifar_stem=True, bn_running_var="unbiased")
   assert all(m.running_var == "unbiased" for m in _batch_norms(backbone, (2, 8, 8, 3)))
+
+
+@pytest.mark.parametrize("shape,group_size,running_var", [
+    ((32, 6), 8, "unbiased"), ((4, 5, 3, 6), 2, "biased"), ((8, 2, 2, 6), 8, "unbiased")])
+def test_each_group_is_normalised_by_its_own_statistics_the_first_sets_the_running_ones(
+    shape, group_size, running_var):
+  """Per-GPU BN: with `group_size` the train-mode output of each group of consecutive examples
+  is that of a BatchNorm over that group alone, and the running statistics are those of the
+  first group's BatchNorm (rank 0's, which DDP broadcasts). Eval mode ignores the groups."""
+  kwargs = dict(momentum=0.9, epsilon=1e-5, running_var=running_var)
+  grouped = batch_norm.BatchNorm(group_size=group_size, **kwargs)
+  whole = batch_norm.BatchNorm(**kwargs)
+  scale, bias = np.random.default_rng(1).normal(size=(2, shape[-1])).astype(np.float32)
+  variables = {"params": {"scale": scale, "bias": bias},
+               "batch_stats": {"mean": np.zeros_like(scale), "var": np.ones_like(scale)}}
+  train = lambda module: jax.jit(lambda v, x: module.apply(v, x, use_running_average=False,
+                                                           mutable=["batch_stats"]))
+  per_group, grouped_train = train(whole), train(grouped)
+  for x in _batches(shape, steps=2):
+    y, stats = grouped_train(variables, x)
+    groups = [per_group(variables, x[i:i + group_size]) for i in range(0, len(x), group_size)]
+    np.testing.assert_allclose(y, np.concatenate([g[0] for g in groups]), rtol=1e-5, atol=1e-5)
+    for a, b in zip(jax.tree.leaves(stats), jax.tree.leaves(groups[0][1])):
+      np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+    variables = dict(variables, **stats)
+  np.testing.assert_array_equal(grouped.apply(variables, x, use_running_average=True),
+                                whole.apply(variables, x, use_running_average=True))
+  with pytest.raises(ValueError, match="not a multiple of group_size"):
+    jax.eval_shape(grouped_train, variables, x[1:])
+
+
+def test_heads_and_resnet_pass_the_bn_group_size_to_every_batchnorm():
+  projector = heads.Projector(8, 16, 2, bn_group_size=4)
+  predictor = heads.Predictor(8, 4, last_bn=True, bn_group_size=4)
+  backbone = resnet.from_name("resnet18", width=4, cifar_stem=True, bn_group_size=4)
+  found = (_batch_norms(projector, (8, 16)) + _batch_norms(predictor, (8, 8))
+           + _batch_norms(backbone, (8, 8, 8, 3)))
+  assert len({id(m) for m in found}) == 2 + 2 + 20 and all(m.group_size == 4 for m in found)
+  assert all(m.group_size is None for m in _batch_norms(heads.Projector(8, 16, 2), (8, 16)))
 
 
 def _batch_norms(model, shape):

@@ -53,7 +53,7 @@ def test_paper_settings_of_the_siamese_imagenet_recipes():
       "swav_r50": (4096, "lars", 4.8, 1e-6, 10, dict(num_prototypes=3000, temperature=0.1,
                                                     epsilon=0.05, sinkhorn_iterations=3,
                                                     num_small_crops=6,
-                                                    freeze_prototypes_steps=312)),
+                                                    freeze_prototypes_steps=313)),
   }
   from ssljax.run import optim  # pylint: disable=g-import-not-at-top
   for name, (batch, optimizer, peak, wd, warmup, fields) in papers.items():

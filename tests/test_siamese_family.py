@@ -234,6 +234,19 @@ def test_swav_prototypes_are_frozen_then_train_and_stay_unit_norm(tmp_path):
     np.testing.assert_allclose(np.linalg.norm(kernel, axis=0), 1.0, rtol=1e-5)
 
 
+def test_swav_imagenet_freezes_the_prototypes_for_the_releases_313_iterations():
+  """main_swav.py cancels the prototypes' gradient while `iteration < freeze_prototypes_niters`
+  (313, iterations counted from 0): the steps frozen here are the same 313."""
+  config = load_config("swav_r50")
+  release_frozen = np.arange(400) < 313
+  # step 0 runs with init's flag; after_update(step s) sets the flag of step s + 1
+  first = float(config.swav.freeze_prototypes_steps > 0)
+  _, after = swav.after_update(config, {"prototypes": {"kernel": np.ones((2, 3), np.float32)}},
+                               {}, jnp.arange(399), None)
+  frozen = np.concatenate([[first], np.asarray(after["prototypes_frozen"])]) > 0
+  np.testing.assert_array_equal(frozen, release_frozen)
+
+
 # The training tests of BYOL, MoCo and SwAV (these, the momentum-target, queue-resume and
 # prototype tests) are slow; their pieces (EMA, queue, Sinkhorn) have fast tests above.
 SLOW_LOSS_CHECKS = ("moco_v3_r50", "byol_cifar10", "swav_cifar10", "moco_v2_cifar10",

@@ -96,6 +96,9 @@ def base_config():
   c.model.zero_init_residual = True  # ResNet: last BN scale of each block starts at 0
   # BatchNorm running variance: "biased" (Flax, Haiku, Keras) or "unbiased" (PyTorch)
   c.model.bn_running_var = "biased"
+  # BatchNorm of the Siamese networks per group of this many consecutive examples (per-GPU BN
+  # without SyncBN, running statistics from the first group); None: over the whole batch
+  c.model.bn_group_size = placeholder(int)
 
   c.optim = ml_collections.ConfigDict()
   c.optim.name = "adamw"

@@ -8,8 +8,15 @@ v2: queries q = normalised projections of view 1, keys k of view 2 from the key 
 v3: no queue; an online predictor; the other examples of the global batch are the negatives;
     symmetric loss ctr(q1, k2) + ctr(q2, k1) with ctr scaled by 2t; momentum from
     `moco.momentum` (0.99) to 1 on a cosine schedule; ResNet or ViT backbones.
-BatchNorm is global over the sharded batch (SyncBN; MoCo v2's shuffle BN is not needed).
+BatchNorm is global over the sharded batch (SyncBN) unless `model.bn_group_size` gives each
+group of that many examples its own statistics (MoCo v2's per-GPU BN: 8 groups of 32).
+`moco.shuffle_bn` (MoCo v2's shuffle BN) permutes each key batch at random before the key
+encoder and puts its keys back in order after, so that a key's BN group is not its query's:
+with groups, a query and its positive key no longer share the batch statistics that could
+give the positive away. Without groups it changes nothing but the order of float sums.
 """
+import functools
+
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -19,6 +26,7 @@ from ssljax.errors import ConfigError
 from ssljax.methods import siamese
 
 SHARDED_STATE = ("queue",)
+SHUFFLE_KEY_DATA = 1  # the shuffle key is fold_in(step key, this); the views split the step key
 
 
 def info_nce(q, k, negatives, temperature):
@@ -67,10 +75,35 @@ def init(config, rng, image_shape):
   return variables
 
 
-def _keys(modules, target, views):
-  """Key-encoder projections, normalised, without gradient; the key encoder after them."""
-  projections, target = siamese.target_projections(modules, target, views)
-  return [siamese.l2_normalize(z) for z in projections], target
+def batch_permutation(key, batch_size):
+  """A uniformly random permutation of range(batch_size) [B] drawn from `key`."""
+  return jax.random.permutation(key, batch_size)
+
+
+def shuffled(forward, key, x):
+  """Shuffle BN: forward(x [B, ...]) -> (out [B, ...], aux) run on x in the order of
+  `batch_permutation(key, B)`, `out` put back in x's order (aux as forward returns it)."""
+  order = batch_permutation(key, x.shape[0])
+  out, aux = forward(x[order])
+  return out[jnp.argsort(order)], aux
+
+
+def _keys(modules, target, views, shuffle_key=None):
+  """Key-encoder projections, normalised, without gradient; the key encoder after them.
+  With a `shuffle_key`, each view goes through the key encoder `shuffled` (its own order)."""
+  keys = []
+  for view, x in enumerate(views):
+    forward = functools.partial(_key_projection, modules, target)
+    z, target = (forward(x) if shuffle_key is None
+                 else shuffled(forward, jax.random.fold_in(shuffle_key, view), x))
+    keys.append(siamese.l2_normalize(z))
+  return keys, target
+
+
+def _key_projection(modules, target, x):
+  """One view [B, ...] -> (its key-encoder z [B, dim], the key encoder after it)."""
+  (z,), target = siamese.target_projections(modules, target, (x,))
+  return z, target
 
 
 def loss(config, params, state, batch, rng):
@@ -80,17 +113,18 @@ def loss(config, params, state, batch, rng):
                                  **augment.micro_batch(batch, config),
                                  **augment.geometry(batch, config))
   modules = siamese.build_network(config, c)
+  shuffle_key = jax.random.fold_in(rng, SHUFFLE_KEY_DATA) if c.get("shuffle_bn") else None
   out1, stats = siamese.apply_network(modules, params, state["batch_stats"], x1, train=True)
   new_state = dict(state)
   if c.version == 2:
-    (k2,), new_state["target"] = _keys(modules, state["target"], (x2,))
+    (k2,), new_state["target"] = _keys(modules, state["target"], (x2,), shuffle_key)
     q1 = siamese.l2_normalize(out1["z"])
     value = info_nce(q1, k2, jax.lax.stop_gradient(state["queue"]), c.temperature)
     new_state["queue"], new_state["queue_pointer"] = enqueue(state["queue"],
                                                              state["queue_pointer"], k2)
   else:
     out2, stats = siamese.apply_network(modules, params, stats, x2, train=True)
-    (k1, k2), new_state["target"] = _keys(modules, state["target"], (x1, x2))
+    (k1, k2), new_state["target"] = _keys(modules, state["target"], (x1, x2), shuffle_key)
     value = (in_batch_contrastive(out1["p"], k2, c.temperature)
              + in_batch_contrastive(out2["p"], k1, c.temperature))
   new_state["batch_stats"] = stats
@@ -121,16 +155,17 @@ def flops_per_example(config):
 
 def default_config(version=2):
   """`config.moco`: v2's MLP head (2048 -> 128, no BN), t 0.2, m 0.999, K 65536; v3's
-  heads (4096 hidden, 256 out, BN, predictor), t 1.0 (ResNet; 0.2 for ViT), m 0.99."""
+  heads (4096 hidden, 256 out, BN, predictor), t 1.0 (ResNet; 0.2 for ViT), m 0.99. No
+  shuffle BN (the v2 release's is set in configs/moco_v2_r50.py; v3's uses SyncBN)."""
   if version == 2:
     return ml_collections.ConfigDict(dict(
         version=2, dim=128, hidden_dim=2048, projector_layers=2, projector_hidden_bn=False,
         projector_last_bn=False, predictor_hidden_dim=None, temperature=0.2, momentum=0.999,
-        queue_size=65536, **siamese.head_options(predictor=False)))
+        queue_size=65536, shuffle_bn=False, **siamese.head_options(predictor=False)))
   return ml_collections.ConfigDict(dict(
       version=3, dim=256, hidden_dim=4096, projector_layers=2, projector_hidden_bn=True,
       projector_last_bn=True, predictor_hidden_dim=4096, temperature=1.0, momentum=0.99,
-      queue_size=0, **siamese.head_options(predictor=True)))
+      queue_size=0, shuffle_bn=False, **siamese.head_options(predictor=True)))
 
 
 torch_parts = siamese.torch_parts

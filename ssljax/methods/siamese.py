@@ -26,7 +26,8 @@ def build_backbone(config):
     return resnet.from_name(config.model.variant, width=config.model.resnet_width,
                             cifar_stem=config.model.cifar_stem, dtype=dtype,
                             zero_init_residual=config.model.zero_init_residual,
-                            bn_running_var=config.model.bn_running_var)
+                            bn_running_var=config.model.bn_running_var,
+                            bn_group_size=config.model.get("bn_group_size"))
   return vit.ViT(**vit.spec_from_config(config.model), dtype=dtype, remat=config.model.remat,
                  weight_init=config.model.get("vit_init", "xavier"))
 
@@ -45,7 +46,8 @@ def head_options(predictor):
 def build_network(config, head):
   """{"backbone", "projector"[, "predictor"]} modules for head config `head`."""
   option = lambda name: head.get(name, head_options(True)[name])
-  shared = dict(linear_init=option("head_init"), bn_running_var=config.model.bn_running_var)
+  shared = dict(linear_init=option("head_init"), bn_running_var=config.model.bn_running_var,
+                bn_group_size=config.model.get("bn_group_size"))
   modules = {"backbone": build_backbone(config),
              "projector": heads.Projector(head.dim, head.get("hidden_dim") or head.dim,
                                           head.projector_layers,
@@ -69,6 +71,12 @@ def validate_network(config, name):
   if config.model.bn_running_var not in batch_norm.RUNNING_VARS:
     raise ConfigError(f"model.bn_running_var={config.model.bn_running_var!r} is unknown: use "
                       f"{' or '.join(batch_norm.RUNNING_VARS)}")
+  group, micro = config.model.get("bn_group_size"), (config.input.batch_size
+                                                     // config.get("grad_accum_steps", 1))
+  if group is not None and (group < 2 or micro % group):
+    raise ConfigError(f"model.bn_group_size={group} does not divide the (micro-)batch of "
+                      f"{micro} into groups of 2 or more: use a divisor of {micro}, or None "
+                      "(BatchNorm over the whole batch)")
 
 
 def _mode(module, train):

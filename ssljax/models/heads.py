@@ -3,9 +3,10 @@
 `__call__(x [B, D], train) -> [B, out_dim]`; BatchNorm statistics live in `batch_stats`.
 A Linear followed by BN has no bias (the BN removes it). `linear_init` picks the Linear
 initialisation of a release (`dense_initializers`), `bn_running_var` the BN running variance
-(`batch_norm`).
+and `bn_group_size` its groups (`batch_norm`).
 """
 import math
+from typing import Optional
 
 import flax.linen as nn
 import jax
@@ -46,10 +47,10 @@ def _dense(x, features, use_bias, init, name):
                   name=name)(x)
 
 
-def _bn(x, train, running_var, scale=True, bias=True, name=None):
+def _bn(x, train, running_var, group_size, scale=True, bias=True, name=None):
   return batch_norm.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
                               use_scale=scale, use_bias=bias, running_var=running_var,
-                              name=name)(x)
+                              group_size=group_size, name=name)(x)
 
 
 class Projector(nn.Module):
@@ -70,6 +71,7 @@ class Projector(nn.Module):
   output_bias: bool = True
   linear_init: str = "flax"
   bn_running_var: str = "biased"
+  bn_group_size: Optional[int] = None
 
   @nn.compact
   def __call__(self, x, train=False):
@@ -79,8 +81,8 @@ class Projector(nn.Module):
       x = _dense(x, self.dim if last else self.hidden_dim,
                  not norm and (self.output_bias or not last), self.linear_init, f"fc{i}")
       if norm:
-        x = _bn(x, train, self.bn_running_var, scale=not last or self.last_bn_scale,
-                bias=not last, name=f"bn{i}")
+        x = _bn(x, train, self.bn_running_var, self.bn_group_size,
+                scale=not last or self.last_bn_scale, bias=not last, name=f"bn{i}")
       if not last:
         x = nn.relu(x)
     return x
@@ -95,14 +97,16 @@ class Predictor(nn.Module):
   output_bias: bool = True
   linear_init: str = "flax"
   bn_running_var: str = "biased"
+  bn_group_size: Optional[int] = None
 
   @nn.compact
   def __call__(self, x, train=False):
     x = _dense(x, self.hidden_dim, False, self.linear_init, "fc0")
-    x = nn.relu(_bn(x, train, self.bn_running_var, name="bn0"))
+    x = nn.relu(_bn(x, train, self.bn_running_var, self.bn_group_size, name="bn0"))
     x = _dense(x, self.dim, self.output_bias and not self.last_bn, self.linear_init, "fc1")
     if self.last_bn:
-      x = _bn(x, train, self.bn_running_var, scale=False, bias=False, name="bn1")
+      x = _bn(x, train, self.bn_running_var, self.bn_group_size, scale=False, bias=False,
+              name="bn1")
     return x.astype(jnp.float32)
 
 

@@ -1,12 +1,13 @@
 """ResNet-18/50 backbones (Flax Linen) with the CIFAR variant (3x3 stem, stride 1, no max-pool).
 
 BatchNorm keeps running statistics in the `batch_stats` collection. Under `jax.jit` with the
-batch sharded over devices its mean and variance are over the global batch: SyncBN semantics.
+batch sharded over devices its mean and variance are over the global batch: SyncBN semantics;
+`bn_group_size` gives each group of that many examples its own (per-GPU BN, `batch_norm`).
 `bn_running_var` picks the biased (Flax) or unbiased (PyTorch) running variance (`batch_norm`);
 `zero_init_residual` starts the last BN scale of every block at 0 instead of 1.
 `__call__(images [B, H, W, C], train) -> (features [B, C_out], intermediates)`.
 """
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -27,10 +28,10 @@ def _conv(features, kernel, stride, dtype, name):
               kernel_init=_conv_init, dtype=dtype, name=name)
 
 
-def _norm(train, dtype, running_var, zero_scale=False, name=None):
+def _norm(train, dtype, running_var, group_size, zero_scale=False, name=None):
   return BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, dtype=dtype,
                    scale_init=nn.initializers.zeros if zero_scale else nn.initializers.ones,
-                   running_var=running_var, name=name)
+                   running_var=running_var, group_size=group_size, name=name)
 
 
 class ResidualBlock(nn.Module):
@@ -41,12 +42,13 @@ class ResidualBlock(nn.Module):
   zero_init_residual: bool
   dtype: Any = jnp.float32
   bn_running_var: str = "biased"
+  bn_group_size: Optional[int] = None
 
   @nn.compact
   def __call__(self, x, train):
     conv = lambda f, k, s, name: _conv(f, k, s, self.dtype, name)
     norm = lambda name, zero_scale=False: _norm(train, self.dtype, self.bn_running_var,
-                                                zero_scale, name)
+                                                self.bn_group_size, zero_scale, name)
     out_filters = self.filters * (4 if self.bottleneck else 1)
     if self.bottleneck:
       y = nn.relu(norm("bn1")(conv(self.filters, 1, 1, "conv1")(x)))
@@ -69,11 +71,12 @@ class ResNet(nn.Module):
   zero_init_residual: bool = True
   dtype: Any = jnp.float32
   bn_running_var: str = "biased"
+  bn_group_size: Optional[int] = None
 
   @nn.compact
   def __call__(self, images, train=False):
     x = images.astype(self.dtype)
-    stem_norm = _norm(train, self.dtype, self.bn_running_var, name="bn1")
+    stem_norm = _norm(train, self.dtype, self.bn_running_var, self.bn_group_size, name="bn1")
     if self.cifar_stem:
       x = _conv(self.width, 3, 1, self.dtype, "conv1")(x)
       x = nn.relu(stem_norm(x))
@@ -85,16 +88,17 @@ class ResNet(nn.Module):
       for block in range(num_blocks):
         x = ResidualBlock(self.width * 2 ** stage, 2 if stage > 0 and block == 0 else 1,
                           self.bottleneck, self.zero_init_residual, self.dtype,
-                          self.bn_running_var, name=f"layer{stage + 1}_{block}")(x, train)
+                          self.bn_running_var, self.bn_group_size,
+                          name=f"layer{stage + 1}_{block}")(x, train)
     pooled = x.mean(axis=(1, 2))
     return pooled, {"pooled": pooled}
 
 
 def from_name(name, *, width=64, cifar_stem=False, zero_init_residual=True, dtype=jnp.float32,
-              bn_running_var="biased"):
+              bn_running_var="biased", bn_group_size=None):
   """ResNet backbone by name ("resnet18", "resnet50", ...)."""
   if name not in DEPTHS:
     raise ValueError(f"unknown ResNet {name!r}: use one of {', '.join(DEPTHS)}")
   kind, stages = DEPTHS[name]
   return ResNet(stages, kind == "bottleneck", width, cifar_stem, zero_init_residual, dtype,
-                bn_running_var)
+                bn_running_var, bn_group_size)

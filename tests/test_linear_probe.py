@@ -14,6 +14,7 @@ from ssljax.config import sections, validation
 from ssljax.data import augment, sources
 from ssljax.errors import ConfigError
 from ssljax.evals import run_record
+from ssljax.models import batch_norm
 from ssljax.run import linear_probe, optim, run_types, step as step_lib
 from ssljax.runtime import checkpoint, metrics, pretrained, sharding
 
@@ -185,10 +186,18 @@ def test_group_batchnorm_normalises_each_group_and_keeps_the_first_groups_statis
   batches = [(rng.normal(size=(3, 4, 5)) * rng.uniform(0.5, 3, (3, 1, 5))
               + rng.normal(size=(3, 1, 5)) * 4).reshape(12, 5).astype(np.float32)
              for _ in range(2)]  # 3 groups of 4 with their own means and scales
-  bn = linear_probe.GroupBatchNorm(4)
-  variables = bn.init(jax.random.key(0), batches[0], train=False)
+  head = linear_probe.LinearHead(3, norm=True, norm_group_size=4)
+  head_variables = head.init(jax.random.key(0), batches[0], train=False)
+  bn = batch_norm.BatchNorm(use_bias=False, use_scale=False, momentum=0.9, epsilon=1e-6,
+                            group_size=4,
+                            running_var="unbiased")  # the head's norm, as LinearHead builds it
+  variables = {"batch_stats": head_variables["batch_stats"]["norm"]}
+  logits, _ = head.apply(head_variables, batches[0], train=True, mutable=["batch_stats"])
+  dense = head_variables["params"]["head"]
+  normed, _ = bn.apply(variables, batches[0], use_running_average=False, mutable=["batch_stats"])
+  np.testing.assert_allclose(logits, normed @ dense["kernel"] + dense["bias"], atol=1e-6)
   for x in batches:
-    out, state = bn.apply(variables, x, train=True, mutable=["batch_stats"])
+    out, state = bn.apply(variables, x, use_running_average=False, mutable=["batch_stats"])
     variables = dict(state)
     groups = np.asarray(out).reshape(3, 4, 5)
     np.testing.assert_allclose(groups.mean(axis=1), 0, atol=1e-5)
@@ -196,7 +205,8 @@ def test_group_batchnorm_normalises_each_group_and_keeps_the_first_groups_statis
   mean, var, evaluated = _torch_batchnorm([x[:4] for x in batches])
   np.testing.assert_allclose(variables["batch_stats"]["mean"], mean, rtol=1e-5, atol=1e-6)
   np.testing.assert_allclose(variables["batch_stats"]["var"], var, rtol=1e-5)
-  np.testing.assert_allclose(bn.apply(variables, batches[-1][:4], train=False), evaluated,
+  np.testing.assert_allclose(bn.apply(variables, batches[-1][:4], use_running_average=True),
+                             evaluated,
                              rtol=1e-5, atol=1e-5)
 
 

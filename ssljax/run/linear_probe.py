@@ -24,6 +24,7 @@ import optax
 from ssljax.config import durations, validation
 from ssljax.data import augment, pipeline, sources
 from ssljax.evals import batched, features, run_record, top1
+from ssljax.models import batch_norm
 from ssljax.run import optim
 from ssljax.run.plan import Plan
 from ssljax.runtime import sharding
@@ -41,42 +42,14 @@ HEAD_INITS = {"flax_truncated": nn.initializers.truncated_normal(0.01),
               "zeros": nn.initializers.zeros}
 
 
-class GroupBatchNorm(nn.Module):
-  """BatchNorm without affine over groups of `group_size` consecutive examples: [B, D] ->
-  [B, D], B a multiple of `group_size`.
-
-  Training normalises each group with its own mean and biased variance, as BatchNorm does on
-  each GPU of a run without SyncBN (MAE's probe: 32 GPUs x 512). The running statistics follow
-  the first group alone with its unbiased variance (PyTorch's), as they do on rank 0, whose
-  buffers DDP broadcasts to the others; `momentum` is Flax's (0.9 = PyTorch's 0.1).
-  Evaluation uses the running statistics, as nn.BatchNorm does (same variable names).
-  """
-  group_size: int
-  momentum: float = 0.9
-  epsilon: float = 1e-6
-
-  @nn.compact
-  def __call__(self, x, train):
-    features = x.shape[-1]
-    mean = self.variable("batch_stats", "mean", jnp.zeros, (features,), jnp.float32)
-    var = self.variable("batch_stats", "var", jnp.ones, (features,), jnp.float32)
-    x = x.astype(jnp.float32)
-    if not train:
-      return (x - mean.value) * jax.lax.rsqrt(var.value + self.epsilon)
-    groups = x.reshape(-1, self.group_size, features)  # [B / group_size, group_size, D]
-    group_mean, group_var = groups.mean(axis=1), groups.var(axis=1)
-    if not self.is_initializing():
-      n, m = self.group_size, self.momentum
-      mean.value = m * mean.value + (1 - m) * group_mean[0]
-      var.value = m * var.value + (1 - m) * group_var[0] * n / (n - 1)
-    scale = jax.lax.rsqrt(group_var[:, None] + self.epsilon)
-    return ((groups - group_mean[:, None]) * scale).reshape(x.shape)
-
-
 class LinearHead(nn.Module):
-  """[B, D] -> logits [B, num_classes]: optional BatchNorm without affine (over the whole
-  batch, or `GroupBatchNorm` with `norm_group_size`), then Linear with a
-  `HEAD_INITS[kernel_init]` kernel and a zero bias."""
+  """[B, D] -> logits [B, num_classes]: optional BatchNorm without affine, then Linear with a
+  `HEAD_INITS[kernel_init]` kernel and a zero bias.
+
+  The BatchNorm runs over the whole batch, or with `norm_group_size` over groups of that many
+  examples, as on each GPU of MAE's probe (32 GPUs x 512, no SyncBN), its running statistics
+  following the first group with PyTorch's unbiased variance (`batch_norm.BatchNorm`).
+  """
   num_classes: int
   norm: bool
   kernel_init: str = "flax_truncated"
@@ -84,11 +57,12 @@ class LinearHead(nn.Module):
 
   @nn.compact
   def __call__(self, x, train):
-    if self.norm and self.norm_group_size is None:
-      x = nn.BatchNorm(use_running_average=not train, use_bias=False, use_scale=False,
-                       momentum=0.9, epsilon=1e-6, name="norm")(x)
-    elif self.norm:
-      x = GroupBatchNorm(self.norm_group_size, name="norm")(x, train)
+    if self.norm:
+      grouped = self.norm_group_size is not None
+      x = batch_norm.BatchNorm(use_running_average=not train, use_bias=False, use_scale=False,
+                               momentum=0.9, epsilon=1e-6, group_size=self.norm_group_size,
+                               running_var="unbiased" if grouped else "biased",
+                               name="norm")(x)
     return nn.Dense(self.num_classes, kernel_init=HEAD_INITS[self.kernel_init], name="head")(x)
 
 

@@ -18,7 +18,8 @@ Table 1); the seed's comparison (SimSiam paper, Table 4): 66.5 / 70.6 / 73.2 / 7
 
 Heads as the release: projector and predictor outputs without bias
 (`byol.projector_output_bias`, `byol.predictor_output_bias`), Linear layers initialised as
-Haiku's hk.Linear (`byol.head_init`).
+Haiku's hk.Linear (`byol.head_init`); convolutions as hk.Conv2D's default, truncated normal
+1/sqrt(fan_in) not rescaled for the cut (`model.resnet_init`).
 """
 from ssljax.config import loading, sections
 from ssljax.methods import byol, recipes
@@ -42,7 +43,7 @@ def get_config(arg=None):
   if arg.runlocal:
     recipes.siamese_runlocal(c)
   else:
-    c.byol.head_init = "haiku"
+    c.byol.head_init = c.model.resnet_init = "haiku"  # hk.Linear's and hk.Conv2D's defaults
     c.byol.projector_output_bias = c.byol.predictor_output_bias = False
     recipes.asymmetric_views(c)
     c.input.crop_sampler = "clamped"  # one draw clamped to the image (utils/dataset.py)

@@ -15,7 +15,9 @@ epochs (paper, Table 6); the seed's comparison (SimSiam paper, Table 4) gives 66
 Head and loss as the TF2 release: projection 2048 -> 2048 -> 2048 -> 128 without Linear
 biases, BN on every layer, the last with a scale and no shift (`simclr.projector_layers`,
 `projector_last_bn`, `projector_last_bn_scale`), kernels N(0, 0.01) (`simclr.head_init`);
-the loss summed over the two views, twice the mean (`simclr.loss_reduction`).
+the loss summed over the two views, twice the mean (`simclr.loss_reduction`). Convolutions
+initialised as Keras's VarianceScaling(): truncated normal with std 1/sqrt(fan_in)
+(`model.resnet_init`).
 """
 from ssljax.config import loading, sections
 from ssljax.methods import recipes, simclr
@@ -34,6 +36,7 @@ def get_config(arg=None):
     c.simclr.projector_layers, c.simclr.projector_last_bn = 3, True
     c.simclr.projector_last_bn_scale, c.simclr.head_init = True, "normal_0.01"
     c.simclr.loss_reduction = "sum_over_views"
+    c.model.resnet_init = "tf_variance_scaling"  # tf2/resnet.py's conv kernel_initializer
   if arg.runlocal:
     recipes.siamese_runlocal(c)
   c.lock()

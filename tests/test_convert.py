@@ -17,7 +17,7 @@ import torch_mae  # pylint: disable=g-import-not-at-top,wrong-import-position
 import torch_resnet  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 from ssljax.runtime import pretrained  # pylint: disable=g-import-not-at-top,wrong-import-position
-from ssljax.convert import checkpoints  # pylint: disable=wrong-import-position
+from ssljax.convert import checkpoints, pos_embed_order  # pylint: disable=wrong-import-position
 from ssljax.errors import UserError  # pylint: disable=wrong-import-position
 from ssljax.methods import mae, simsiam  # pylint: disable=wrong-import-position
 from ssljax.models import vit  # pylint: disable=wrong-import-position
@@ -146,6 +146,57 @@ def test_encoder_only_release_gets_a_random_decoder_and_learned_pos_embed_is_ref
   with pytest.raises(UserError, match="learned position embedding"):
     checkpoints.import_file(_save(tmp_path, learned, "learned.pth"), config,
                             str(tmp_path / "learned"))
+
+
+def _moco_v3_pos_embed(width, grid):
+  """[1, 1+g*g, D]: MoCo v3's vits.py table re-derived: meshgrid(w, h) with 'ij' indexing,
+  [sin(w), cos(w), sin(h), cos(h)] (so the row first), omega = 1/10000^(k/(D/4)), a zero cls
+  row."""
+  grid_w, grid_h = np.meshgrid(np.arange(grid, dtype=np.float32),
+                               np.arange(grid, dtype=np.float32), indexing="ij")
+  omega = 1.0 / 10000 ** (np.arange(width // 4, dtype=np.float32) / (width // 4))
+  out_w, out_h = grid_w.reshape(-1, 1) * omega, grid_h.reshape(-1, 1) * omega
+  table = np.concatenate([np.sin(out_w), np.cos(out_w), np.sin(out_h), np.cos(out_h)], axis=1)
+  return np.concatenate([np.zeros((1, width), np.float32), table])[None]
+
+
+def test_a_moco_v3_vit_computes_with_ssljaxs_table_what_it_computed_with_its_own():
+  """A ViT whose table is MoCo v3's (the release's network: the table as a parameter), rolled
+  by D/2 on its residual axes, gives with ssljax's table the same tokens, halves exchanged."""
+  width, grid, patch = 8, 3, 4
+  release_table = _moco_v3_pos_embed(width, grid)
+  order = lambda table: checkpoints.sincos_order("file", "pos_embed", table)
+  assert order(release_table) == "row_first"
+  assert order(checkpoints.fixed_pos_embed(width, grid)) == "column_first"
+  spec = dict(width=width, depth=2, num_heads=2, mlp_dim=16, patch_size=patch)
+  images, _ = _images((2, grid * patch, grid * patch, 3))
+  release = vit.ViT(**spec, learned_pos_embed=True)
+  shapes = jax.eval_shape(release.init, jax.random.key(0), images)["params"]
+  rng = np.random.default_rng(0)  # every parameter random: no init symmetry hides an axis
+  params = jax.tree.map(lambda leaf: rng.normal(size=leaf.shape).astype(np.float32) * 0.3,
+                        shapes)
+  params = dict(params, pos_embed=release_table)
+  expected, _ = jax.jit(release.apply)({"params": params}, images)
+  converted = pos_embed_order.row_first_to_column_first(
+      {k: v for k, v in params.items() if k != "pos_embed"})
+  got, _ = jax.jit(vit.ViT(**spec).apply)({"params": converted}, images)
+  np.testing.assert_allclose(got, pos_embed_order.halves_swapped(np.asarray(expected)), **TOL)
+
+
+def test_import_rolls_the_residual_axes_of_a_vit_with_moco_v3s_table(tmp_path):
+  config = _mae_config()
+  state = {k: v for k, v in _torch_mae(config).state_dict().items()
+           if not k.startswith(("decoder", "mask_token"))}
+  width, length = state["pos_embed"].shape[-1], state["pos_embed"].shape[1]
+  state["pos_embed"] = torch.from_numpy(_moco_v3_pos_embed(width, round((length - 1) ** 0.5)))
+  _, _, variables = _import(tmp_path, _save(tmp_path, state), config)
+  encoder, roll = variables["params"]["encoder"], pos_embed_order.halves_swapped
+  np.testing.assert_array_equal(encoder["patch_embed"]["bias"],
+                                roll(state["patch_embed.proj.bias"].numpy()))
+  np.testing.assert_array_equal(encoder["blocks_0"]["attn"]["qkv"]["kernel"],  # [D, 3D]: rows
+                                roll(state["blocks.0.attn.qkv.weight"].numpy()).T)
+  np.testing.assert_array_equal(encoder["blocks_0"]["mlp"]["fc2"]["kernel"],  # [4D, D]: columns
+                                roll(state["blocks.0.mlp.fc2.weight"].numpy().T))
 
 
 def test_import_errors_name_the_problem_and_never_overwrite(tmp_path):

@@ -117,6 +117,30 @@ def test_ema_update_is_exact_and_the_cosine_momentum_rises_from_base_to_one():
   assert float(siamese.cosine_momentum(0.996, 100, 100)) == pytest.approx(1.0)
 
 
+def _release_moco_v3_momentum(base, t, total):
+  """main_moco.py adjust_moco_momentum at iteration t of `total` (epoch + i / iters)."""
+  return 1 - 0.5 * (1 + np.cos(np.pi * t / total)) * (1 - base)
+
+
+@pytest.mark.parametrize("name", ["moco_v3_r50", "moco_v2_r50"])
+def test_moco_key_encoder_moves_with_the_momentum_the_release_uses_at_each_step(name):
+  """The release moves the key encoder toward the params after t updates with m(t), at the
+  start of iteration t; ssljax does it at the end of step t - 1: after_update(step) takes
+  m(step + 1), the last is m(total) = 1 (v3); v2's momentum is fixed."""
+  config, total = load_config(name), 10  # few steps: one step off moves m by 2.4e-4
+  def momentum_at(step):
+    state = {"target": {"params": {"backbone": {"w": jnp.zeros(())}}}}
+    _, state = moco.after_update(config, {"backbone": {"w": jnp.ones(())}}, state,
+                                 jnp.asarray(step), total)
+    return 1 - float(state["target"]["params"]["backbone"]["w"])
+  for step in (0, 5, total - 2, total - 1):
+    expected = (_release_moco_v3_momentum(config.moco.momentum, step + 1, total)
+                if config.moco.version == 3 else config.moco.momentum)
+    assert momentum_at(step) == pytest.approx(expected, abs=1e-6), step
+  if config.moco.version == 3:
+    assert momentum_at(total - 1) == 1.0
+
+
 def test_byol_target_follows_the_online_network_by_ema_after_each_update():
   config = load_config("byol_cifar10", "runlocal")
   variables = byol.init(config, jax.random.key(0), (1, 32, 32, 3))

@@ -18,6 +18,7 @@ CROP_SAMPLERS = ("torchvision", "clamped", "tf_sdbb")
 # saturation); tf_scaled, SimCLR's (multiplicative brightness, TF's contrast and saturation).
 COLOR_JITTER_IMPLS = ("torchvision", "tf_additive", "tf_scaled")
 VIT_INITS = ("xavier", "xavier_torch_bias", "mocov3")  # models.vit.INITS
+RESNET_INITS = ("torchvision", "haiku", "tf_variance_scaling")  # models.resnet.CONV_INITS
 
 
 def input_config():
@@ -94,6 +95,9 @@ def base_config():
   c.model.resnet_width = 64  # ResNet base width (64 in the papers; smaller for CPU runs)
   c.model.cifar_stem = False  # ResNet 3x3 stride-1 stem without max-pool for 32x32 images
   c.model.zero_init_residual = True  # ResNet: last BN scale of each block starts at 0
+  # ResNet conv kernels (models.resnet.CONV_INITS): torchvision (kaiming normal, fan_out) |
+  # haiku (truncated normal 1/sqrt(fan_in), not rescaled) | tf_variance_scaling (Keras default)
+  c.model.resnet_init = "torchvision"
   # BatchNorm running variance: "biased" (Flax, Haiku, Keras) or "unbiased" (PyTorch)
   c.model.bn_running_var = "biased"
   # BatchNorm of the Siamese networks per group of this many consecutive examples (per-GPU BN

@@ -2,7 +2,8 @@
 `ConfigError`s naming the field and the fix. Method-specific checks live in each method's
 `validate` (`ssljax.methods.contract`)."""
 from ssljax.config.sections import (COLOR_JITTER_IMPLS, CROP_SAMPLERS, INTERPOLATIONS,
-                                     MODEL_DTYPES, PROBE_HEAD_INITS, PROTOCOLS, VIT_INITS)
+                                     MODEL_DTYPES, PROBE_HEAD_INITS, PROTOCOLS, RESNET_INITS,
+                                     VIT_INITS)
 from ssljax.errors import ConfigError
 
 
@@ -43,6 +44,9 @@ def validate(config):
   if config.model.get("vit_init", "xavier") not in VIT_INITS:
     raise ConfigError(f"model.vit_init={config.model.vit_init!r} is unknown: use one of "
                       f"{', '.join(VIT_INITS)}")
+  if config.model.get("resnet_init", "torchvision") not in RESNET_INITS:
+    raise ConfigError(f"model.resnet_init={config.model.resnet_init!r} is unknown: use one of "
+                      f"{', '.join(RESNET_INITS)}")
   if config.max_consecutive_skips < 0:
     raise ConfigError(f"max_consecutive_skips={config.max_consecutive_skips} is below 0: use "
                       "a value >= 0 (0 stops at the first non-finite step)")

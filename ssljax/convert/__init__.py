@@ -8,5 +8,5 @@
 (linear probe, kNN, fine-tuning) and `ssljax.runtime.pretrained.load` accept; `export` writes an
 ssljax pre-training checkpoint back in the PyTorch layout. Modules: `layouts` (parameter names
 and array layouts), `state_dicts` (tree <-> flat state dict), `torch_files` (.pth I/O),
-`checkpoints` (the two operations).
+`pos_embed_order` (MoCo v3's row-first sin-cos table), `checkpoints` (the two operations).
 """

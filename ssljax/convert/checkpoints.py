@@ -12,8 +12,11 @@ Parts a file lacks keep their random init (reported); file keys nothing reads (a
 Position embeddings: ssljax's are the fixed 2-D sin-cos ones of the MAE release, computed for
 the grid of the config's image size. An imported `pos_embed` is checked to be that embedding
 (for whatever grid the file was trained at) and is then resampled exactly by recomputing it for
-the new grid; a learned one (e.g. a fine-tuned model) is refused. Export writes the embedding
-for the run's grid, or for `image_size`.
+the new grid; a learned one (e.g. a fine-tuned model) is refused. MoCo v3's table encodes the
+row in its first half: such a ViT's residual-stream channels are rolled by D/2 on import
+(`pos_embed_order`), so it computes with ssljax's table what it computed with its own (features
+with their halves exchanged). Export writes ssljax's embedding for the run's grid, or for
+`image_size`, with the parameters as they are.
 """
 import json
 import os
@@ -25,7 +28,7 @@ import orbax.checkpoint as ocp
 from ssljax import methods
 from ssljax.config import validation
 from ssljax.runtime import pretrained
-from ssljax.convert import layouts, state_dicts, torch_files
+from ssljax.convert import layouts, pos_embed_order, state_dicts, torch_files
 from ssljax.errors import UserError
 from ssljax.models import posemb, vit
 
@@ -52,17 +55,22 @@ def fixed_pos_embed(width, grid):
   return table[None]
 
 
-def _check_pos_embed(source, key, array):
-  """Accepts a `pos_embed` [1, (1+)g*g, D] that is the fixed sin-cos embedding of its grid."""
+def sincos_order(source, key, array):
+  """"column_first" (ssljax's and MAE's table) or "row_first" (MoCo v3's) for a `pos_embed`
+  [1, (1+)g*g, D] that is the fixed sin-cos embedding of its grid; a learned one is refused."""
   length, width = array.shape[-2:]
   has_cls = int(round((length - 1) ** 0.5)) ** 2 == length - 1
   grid = int(round((length - has_cls) ** 0.5))
   expected = fixed_pos_embed(width, grid)[0, 1 - has_cls:]
-  if grid * grid != length - has_cls or not np.allclose(array.reshape(expected.shape), expected,
-                                                        atol=1e-4):
-    raise UserError(f"{source}: {key} is a learned position embedding, not the fixed 2-D sin-cos "
-                    "one ssljax's ViT uses: import pre-training checkpoints (MAE "
-                    "mae_pretrain_vit_*.pth), not fine-tuned ones")
+  if grid * grid == length - has_cls:
+    table = np.asarray(array).reshape(expected.shape)
+    for order, reference in (("column_first", expected),
+                             ("row_first", pos_embed_order.halves_swapped(expected))):
+      if np.allclose(table, reference, atol=1e-4):
+        return order
+  raise UserError(f"{source}: {key} is a learned position embedding, not the fixed 2-D sin-cos "
+                  "one ssljax's ViT uses: import pre-training checkpoints (MAE "
+                  "mae_pretrain_vit_*.pth, MoCo v3 vit-*.pth.tar), not fine-tuned ones")
 
 
 def _part(variables, name):
@@ -122,7 +130,9 @@ def import_file(source, config, workdir):
     used.update(loaded.used)
     pos_key = _pos_embed_key(name)
     if key_fn is layouts.vit_key and pos_key in state_dict:
-      _check_pos_embed(source, pos_key, state_dict[pos_key])
+      if sincos_order(source, pos_key, state_dict[pos_key]) == "row_first":
+        variables["params"][name] = pos_embed_order.row_first_to_column_first(
+            variables["params"][name])
       used.add(pos_key)
   ignored = sorted(k for k in list(state_dict) + other_parts
                    if k not in used and not k.endswith("num_batches_tracked"))

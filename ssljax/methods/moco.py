@@ -132,9 +132,13 @@ def loss(config, params, state, batch, rng):
 
 
 def after_update(config, params, model_state, step, total_steps):
-  """Key encoder <- EMA of the online backbone and projector (v3: cosine momentum)."""
+  """Key encoder <- EMA of the online backbone and projector (v3: cosine momentum).
+
+  v3's release moves the key encoder at the start of step t + 1 with m(t + 1), toward the
+  params that step t's update produced; here that update is the end of step t, so it takes
+  m(step + 1) (its last, m(total_steps) = 1, leaves the encoder as the release's last)."""
   c = config.moco
-  momentum = (siamese.cosine_momentum(c.momentum, step, total_steps) if c.version == 3
+  momentum = (siamese.cosine_momentum(c.momentum, step + 1, total_steps) if c.version == 3
               else c.momentum)
   return params, siamese.update_target(model_state, params, momentum)
 

@@ -27,7 +27,8 @@ def build_backbone(config):
                             cifar_stem=config.model.cifar_stem, dtype=dtype,
                             zero_init_residual=config.model.zero_init_residual,
                             bn_running_var=config.model.bn_running_var,
-                            bn_group_size=config.model.get("bn_group_size"))
+                            bn_group_size=config.model.get("bn_group_size"),
+                            conv_init=config.model.get("resnet_init", "torchvision"))
   return vit.ViT(**vit.spec_from_config(config.model), dtype=dtype, remat=config.model.remat,
                  weight_init=config.model.get("vit_init", "xavier"))
 

@@ -16,5 +16,6 @@ from ssljax.methods import recipes
 def get_config(arg=None):
   c = recipes.mae_imagenet("B/16", arg)
   if not loading.parse_arg(arg, runlocal=False, epochs=800).runlocal:  # runlocal: as before
-    c.model.vit_init = "xavier_torch_bias"  # the release leaves the patch projection's bias at PyTorch's init
+    # the release leaves the patch projection's bias at PyTorch's init
+    c.model.vit_init = "xavier_torch_bias"
   return c

@@ -149,7 +149,8 @@ def test_byol_target_follows_the_online_network_by_ema_after_each_update():
   new_params, state = byol.after_update(config, moved, variables, jnp.asarray(0), 4)
   m = config.byol.momentum  # at step 0 the cosine schedule is at its base
   for part in ("backbone", "projector"):
-    jax.tree.map(lambda t, p, o: np.testing.assert_allclose(t, m * o + (1 - m) * p, rtol=1e-6, atol=1e-7),
+    jax.tree.map(lambda t, p, o: np.testing.assert_allclose(t, m * o + (1 - m) * p, rtol=1e-6,
+                                                            atol=1e-7),
                  state["target"]["params"][part], moved[part], params[part])
   assert "predictor" not in state["target"]["params"] and new_params is moved
 

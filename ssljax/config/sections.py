@@ -74,7 +74,7 @@ def base_config():
   c.aug.flip = True
   c.aug.color_jitter = (0.4, 0.4, 0.4, 0.1)  # brightness, contrast, saturation, hue
   c.aug.color_jitter_prob = 0.0
-  c.aug.color_jitter_impl = "torchvision"  # torchvision | tf_additive | tf_scaled (COLOR_JITTER_IMPLS)
+  c.aug.color_jitter_impl = "torchvision"  # COLOR_JITTER_IMPLS
   c.aug.grayscale_prob = 0.0
   # Blur and solarize: one probability for every view, or a tuple with one per view (BYOL and
   # MoCo v3: blur (1.0, 0.1), solarize (0.0, 0.2)).

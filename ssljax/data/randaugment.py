@@ -7,9 +7,10 @@ level = magnitude / 10. The "increasing" variants grow stronger with the level:
   Rotate ±30·level degrees, ShearX/Y ±0.3·level, TranslateX/Y ±0.45·level of the size,
   Posterize to 4 - floor(4·level) bits (0: black), Solarize above 1 - level, SolarizeAdd
   +0.43·level below 1/2, Color/Contrast/Brightness/Sharpness factor 1 ± 0.9·level;
-  AutoContrast, Equalize, Invert take no magnitude. Geometric ops resample as PIL's bicubic transform (timm passes the
-  recipe's bicubic interpolation to them) and fill with the dataset-mean grey, as timm does;
-  shears are about the top-left corner (PIL's affine), rotations about the centre.
+  AutoContrast, Equalize, Invert take no magnitude. Geometric ops resample as PIL's bicubic
+  transform (timm passes the recipe's bicubic interpolation to them) and fill with the
+  dataset-mean grey, as timm does; shears are about the top-left corner (PIL's affine),
+  rotations about the centre.
 Images are float32 [H, W, C] in [0, 1]. Vmapped, `lax.switch` evaluates every op and selects,
 which costs a few elementwise passes per image: small next to the encoder.
 """

@@ -5,7 +5,8 @@
 
 Batch 4096, LARS lr 0.3 x 4096 / 256 = 4.8, wd 1e-6, 10 warm-up epochs, cosine; NT-Xent over
 the global batch at temperature 0.1; 3-layer projection to 128 (below); crops 0.08-1 from TF's
-sample_distorted_bounding_box (`input.crop_sampler="tf_sdbb"`), flip, color jitter strength
+sample_distorted_bounding_box (`input.crop_sampler="tf_sdbb"`) resized bicubic without
+antialiasing as tf.image.resize (`input.resize_antialias=False`), flip, color jitter strength
 1.0 (0.8, 0.8, 0.8, 0.2) p=0.8 as the release does it (`aug.color_jitter_impl="tf_scaled"`:
 brightness x * f, contrast around each channel's mean, saturation scaled in HSV), grayscale
 p=0.2, blur p=0.5. Hardware: the paper used 128 TPU v3 cores. Linear accuracy: 69.3 at 1000
@@ -30,6 +31,7 @@ def get_config(arg=None):
   if not arg.runlocal:
     c.aug.color_jitter = (0.8, 0.8, 0.8, 0.2)
     c.input.crop_sampler = "tf_sdbb"
+    c.input.resize_antialias = False  # tf.image.resize bicubic: no antialiasing
     c.aug.color_jitter_impl = "tf_scaled"  # TF's per-channel contrast and HSV saturation
     c.simclr.projector_layers, c.simclr.projector_last_bn = 3, True
     c.simclr.projector_last_bn_scale, c.simclr.head_init = True, "normal_0.01"

@@ -212,21 +212,17 @@ def linear_probe(c, recipe, batch_size=None, paper_peak_lr=False, release=True):
     moco_v2: SGD lr 30 (unscaled), x0.1 at epochs 60 and 80;
     moco_v3 / moco_v3_vit: SGD, blr 0.1 (ResNet) / 3.0 (ViT), cosine set once per epoch;
     byol (eval_experiment.py): SGD Nesterov, blr 0.2, cosine per step, Haiku's default head
-      init, crops as its pre-training (one draw clamped to the image, utils/dataset.py) resized
-      bicubic by tf.image.resize (no antialiasing);
-    simclr (README): SGD Nesterov, blr 0.1, wd 1e-6 on weight and bias, zero head, crops as
-      its pre-training (TF's sample_distorted_bounding_box) resized bicubic by tf.image.resize
-      (no antialiasing);
+      init, the pre-training's crops (clamped), bicubic without antialias (tf.image.resize);
+    simclr (README): SGD Nesterov, blr 0.1, wd 1e-6 (bias too), zero head, tf_sdbb, byol's resize;
     swav (eval_linear.py): SGD lr 0.3 (unscaled), wd 1e-6 on weight and bias, cosine set once
       per epoch.
   LARS applies the lr after the momentum trace, as the PyTorch LARS/LARC do. LARS scales each
   step to the weight norm (step ~ lr * 0.001 * |w|), so at batches far below the release's
   `paper_peak_lr` keeps the release's peak lr instead of scaling it down with the batch.
   `release=False` keeps what the CIFAR-10 and demo rows were measured with: optax's LARS
-  order, torchvision's crop sampler and Pillow's antialiased resize, Flax's
-  truncated_normal(0.01) head, BatchNorm over the whole batch, and for simsiam the paper's blr
-  0.02, no trust ratio on the bias, a per-step cosine. Evaluation views are Pillow's
-  (antialiased) resize on the hosts in every recipe, the TF releases' included.
+  order, torchvision's crop sampler, Flax's truncated_normal(0.01) head, BatchNorm over the
+  whole batch, and for simsiam the paper's blr 0.02, no trust ratio on the bias, a per-step
+  cosine; crops antialiased. Evaluation views are Pillow's (antialiased) in every recipe.
   """
   if recipe not in LINEAR_PROBES:
     raise ConfigError(f"recipe={recipe!r} is unknown: use one of {', '.join(LINEAR_PROBES)}")

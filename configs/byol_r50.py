@@ -11,10 +11,10 @@ applied after the momentum trace as the release's LARS; projector and predictor 
 and clamped to the image (the release's sampler, `input.crop_sampler="clamped"`), flip, color
 jitter (0.4, 0.4, 0.2, 0.1) p=0.8 as the release does it (`aug.color_jitter_impl="tf_additive"`:
 brightness x + delta, contrast around each channel's mean, saturation scaled in HSV), grayscale
-p=0.2, blur p=1.0 / 0.1 and solarize p=0 / 0.2 on views 1 / 2.
-Hardware: the paper used 512 TPU v3 cores. Linear accuracy: 74.3 at 1000 epochs (paper,
-Table 1); the seed's comparison (SimSiam paper, Table 4): 66.5 / 70.6 / 73.2 / 74.3 at 100 /
-200 / 400 / 800 epochs. Needs TFDS imagenet2012 as array_record.
+p=0.2, blur p=1.0 / 0.1 and solarize p=0 / 0.2 on views 1 / 2; crops resized without antialiasing
+(`input.resize_antialias=False`). Hardware: the paper used 512 TPU v3 cores. Linear accuracy: 74.3
+at 1000 epochs (paper, Table 1); the seed's comparison (SimSiam paper, Table 4): 66.5 / 70.6 / 73.2
+/ 74.3 at 100 / 200 / 400 / 800 epochs. Needs TFDS imagenet2012 as array_record.
 
 Heads as the release: projector and predictor outputs without bias
 (`byol.projector_output_bias`, `byol.predictor_output_bias`), Linear layers initialised as
@@ -46,7 +46,7 @@ def get_config(arg=None):
     c.byol.head_init = c.model.resnet_init = "haiku"  # hk.Linear's and hk.Conv2D's defaults
     c.byol.projector_output_bias = c.byol.predictor_output_bias = False
     recipes.asymmetric_views(c)
-    c.input.crop_sampler = "clamped"  # one draw clamped to the image (utils/dataset.py)
+    c.input.crop_sampler, c.input.resize_antialias = "clamped", False  # utils/dataset.py
     c.aug.color_jitter_impl = "tf_additive"  # additive brightness, TF contrast and saturation
   c.lock()
   return c

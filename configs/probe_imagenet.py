@@ -16,8 +16,8 @@ parameter, batch 4096, blr 0.1 (the release; the paper says 0.02), wd 0, 90 epoc
 epoch. The paper: 68.1 top-1 after 100 epochs of pre-training (70.0 after 200, 71.3 after 800).
 recipe=moco_v2: SGD lr 30, batch 256, 100 epochs, x0.1 at 60 and 80 (67.5 after 200 epochs).
 recipe=moco_v3 / moco_v3_vit: SGD, blr 0.1 / 3.0, batch 1024, 90 epochs, cosine per epoch.
-recipe=byol: SGD Nesterov, blr 0.2, batch 4096, 80 epochs, bicubic.
-recipe=simclr: SGD Nesterov, blr 0.1, wd 1e-6, batch 4096, 90 epochs, bicubic, zero head.
+recipe=byol: SGD Nesterov, blr 0.2, batch 4096, 80 epochs, clamped crops, bicubic, no antialias.
+recipe=simclr: as byol, but blr 0.1, wd 1e-6, 90 epochs, tf_sdbb crops, zero head.
 recipe=swav: SGD lr 0.3, wd 1e-6, batch 256, 100 epochs, cosine per epoch.
 """
 from ssljax.config import loading, sections

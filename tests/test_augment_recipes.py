@@ -1,7 +1,7 @@
 """The official releases' augmentation choices: per-view blur and solarize (BYOL, MoCo v3), the
 three crop-box samplers (torchvision, BYOL's clamped draw, TensorFlow's
 sample_distorted_bounding_box for SimCLR) against independent re-derivations, and the ImageNet
-recipes that turn them on."""
+recipes that turn them on, with TF's resize without antialiasing (tests/test_input_views.py)."""
 import math
 import os
 import random
@@ -9,6 +9,7 @@ import sys
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import pytest
 from PIL import Image, ImageOps
@@ -119,9 +120,37 @@ def test_crop_samplers_of_the_recipes():
   assert sampler("byol_r50.py") == "clamped"
   assert sampler("simclr_r50.py") == "tf_sdbb"
   assert sampler("probe_imagenet.py:recipe=mae") == "clamped"
+  # The BYOL and SimCLR probes crop as their pre-training (BYOL utils/dataset.py, SimCLR
+  # data_util.py); their CIFAR probes keep torchvision's.
+  assert sampler("probe_imagenet.py:recipe=byol") == "clamped"
+  assert sampler("probe_imagenet.py:recipe=simclr") == "tf_sdbb"
   for name in ("probe_imagenet.py:recipe=simsiam", "mae_vitb.py", "moco_v3_r50.py",
-               "swav_r50.py", "simsiam_r50.py", "probe_cifar10.py", "byol_cifar10.py"):
+               "swav_r50.py", "simsiam_r50.py", "probe_cifar10.py", "byol_cifar10.py",
+               "probe_cifar10.py:recipe=byol", "probe_cifar10.py:recipe=simclr",
+               "byol_r50.py:runlocal", "simclr_r50.py:runlocal"):
     assert sampler(name) == "torchvision", name
+
+
+def test_resize_antialias_of_the_recipes():
+  """tf.image.resize (no antialiasing) in the TF releases' ImageNet pre-training and probes;
+  Pillow's antialiased filters everywhere else (the CIFAR, demo and runlocal rows as measured)."""
+  antialias = lambda name: _config(name).input.resize_antialias
+  for name in ("byol_r50.py", "simclr_r50.py", "byol_r50.py:epochs=1000",
+               "probe_imagenet.py:recipe=byol", "probe_imagenet.py:recipe=simclr"):
+    assert antialias(name) is False, name
+  for name in ("byol_r50.py:runlocal", "simclr_r50.py:runlocal", "byol_cifar10.py",
+               "simclr_cifar10.py", "probe_cifar10.py:recipe=byol",
+               "probe_cifar10.py:recipe=simclr", "probe_imagenet.py:recipe=mae",
+               "probe_imagenet.py:recipe=simsiam", "mae_vitb.py", "moco_v3_r50.py",
+               "swav_r50.py", "simsiam_r50.py", "finetune_imagenet.py", "demo.py"):
+    assert antialias(name) is True, name
+
+
+def test_resize_antialias_is_validated():
+  config = _config("byol_cifar10.py").input.to_dict()
+  config["resize_antialias"] = "no"
+  with pytest.raises(ConfigError, match=r"input\.resize_antialias='no' is invalid: use True"):
+    validation.validate_input(ml_collections.ConfigDict(config))
 
 
 def test_crop_sampler_names_agree_and_are_validated():
@@ -289,4 +318,26 @@ def test_the_sampler_reaches_the_views(monkeypatch):
     jax.eval_shape(lambda x: augment.crop_flip_batch(jax.random.key(0), x, 4, **geometry),
                    images.astype(jnp.float32))
     assert set(used) == {config.input.crop_sampler}, name
+    used.clear()
+
+
+def test_resize_antialias_reaches_the_views(monkeypatch):
+  """`input.resize_antialias` is what every crop's resize gets: pre-training views
+  (`siamese_views`, `crop_flip_views`) and the linear probe's (`crop_flip_batch`)."""
+  used, resize_box = [], resized_crop.resize_box
+  monkeypatch.setattr(resized_crop, "resize_box", lambda image, box, size, interpolation,
+                      antialias: used.append(antialias) or resize_box(
+                          image, box, size, interpolation, antialias))
+  images = jnp.zeros((2, 8, 8, 3), jnp.uint8)
+  aug = sections.base_config().aug
+  for name in ("byol_r50.py", "simclr_r50.py:runlocal", "probe_imagenet.py:recipe=simclr"):
+    config = _config(name)
+    geometry = augment.geometry({"image": images}, config)
+    jax.eval_shape(lambda x: augment.siamese_views(jax.random.key(0), x, 4, aug, **geometry),
+                   images)
+    jax.eval_shape(lambda x: augment.crop_flip_views(jax.random.key(0), x, 4, **geometry),
+                   images)
+    jax.eval_shape(lambda x: augment.crop_flip_batch(jax.random.key(0), x, 4, **geometry),
+                   images.astype(jnp.float32))
+    assert len(used) == 4 and set(used) == {config.input.resize_antialias}, name
     used.clear()

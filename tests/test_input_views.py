@@ -103,6 +103,77 @@ def test_crops_never_see_the_canvas_padding():
   assert float(jnp.abs(crop(keys)).max()) < 1e-3
 
 
+def keys_cubic(x, a=-0.5):
+  x = abs(x)
+  if x < 1:
+    return ((a + 2) * x - (a + 3)) * x * x + 1
+  return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a if x < 2 else 0.0
+
+
+def tf_bicubic_weights(length, out_size):
+  """Weights [out_size, length] of TF's `tf.image.resize(..., "bicubic")` (antialias=False:
+  `resize_bicubic` with half-pixel centres) on an axis of `length` pixels, from its
+  description: output i samples x = (i + 0.5) * length / out_size - 0.5, the 4 taps floor(x) - 1
+  .. floor(x) + 2 weighted by Keys' cubic (a = -0.5) at their distance to x, taps outside the
+  axis dropped and the rest renormalised to sum 1 (float64; TF's 1024-entry table left out)."""
+  weights = np.zeros((out_size, length))
+  for i in range(out_size):
+    x = (i + 0.5) * length / out_size - 0.5
+    taps = [t for t in range(math.floor(x) - 1, math.floor(x) + 3) if 0 <= t < length]
+    kernel = np.asarray([keys_cubic(x - t) for t in taps])
+    weights[i, taps] = kernel / kernel.sum()
+  return weights
+
+
+def tf_bicubic_resize_box(image, box, size):
+  """[H, W, C] -> the box (top, left, h, w) cut out, then TF's bicubic resize to [size, size]."""
+  top, left, h, w = box
+  crop = np.asarray(image, np.float64)[top:top + h, left:left + w]
+  rows = np.tensordot(tf_bicubic_weights(h, size), crop, axes=(1, 0))  # [size, w, C]
+  return np.einsum("pwc,qw->pqc", rows, tf_bicubic_weights(w, size))
+
+
+# Reduction factors 2, 3, 1.5 x 2.5, 3.17 x 4.11 (not whole), and an enlargement.
+TF_BOXES = [(0, 0, 200, 200), (50, 60, 300, 300), (10, 20, 150, 250), (3, 5, 317, 411),
+            (100, 100, 60, 80)]
+
+
+@pytest.mark.parametrize("box", TF_BOXES)
+def test_resize_without_antialias_is_tf_bicubic(box):
+  got = np.asarray(resized_crop.resize_box(jnp.asarray(PHOTO, jnp.float32), box, 100,
+                                           "bicubic", antialias=False))
+  # float32 sample positions (as TF's): within 0.01 of 255 levels.
+  np.testing.assert_allclose(got, tf_bicubic_resize_box(PHOTO, box, 100), atol=0.01)
+
+
+def test_resize_without_antialias_equals_tensorflow():
+  tf = pytest.importorskip("tensorflow")  # the optional `tf` extra
+  for box in TF_BOXES:
+    top, left, h, w = box
+    crop = tf.constant(PHOTO[top:top + h, left:left + w], tf.float32)
+    expected = tf.image.resize(crop, [100, 100], method="bicubic").numpy()
+    got = np.asarray(resized_crop.resize_box(jnp.asarray(PHOTO, jnp.float32), box, 100,
+                                             "bicubic", antialias=False))
+    # TF reads its weights from a table of 1024 fractional positions (each weight within 7e-4:
+    # under one level of 255 after both passes).
+    np.testing.assert_allclose(got, expected, atol=1.0)
+
+
+@pytest.mark.parametrize("interpolation,taps", [("bilinear", 2), ("bicubic", 4)])
+def test_antialias_widens_the_kernel_only_when_reducing(interpolation, taps):
+  weights = lambda length, antialias: np.asarray(resized_crop.axis_weights(
+      640, 10, length, 100, interpolation, antialias))
+  reduced, widened = weights(300, False), weights(300, True)
+  assert ((reduced != 0).sum(axis=1) <= taps).all()
+  assert ((widened != 0).sum(axis=1) > taps).any()
+  np.testing.assert_array_equal(weights(80, False), weights(80, True))  # enlarging: the same
+  image = jnp.asarray(PHOTO, jnp.float32)
+  box = (40, 100, 300, 400)
+  np.testing.assert_array_equal(  # antialias=True is the default, Pillow's path above
+      np.asarray(resized_crop.resize_box(image, box, 100, interpolation)),
+      np.asarray(resized_crop.resize_box(image, box, 100, interpolation, antialias=True)))
+
+
 @pytest.mark.parametrize("interpolation", ["bilinear", "bicubic"])
 @pytest.mark.parametrize("shape", [(427, 640), (500, 333)])
 def test_eval_view_equals_pillow_resize_then_centre_crop(interpolation, shape):

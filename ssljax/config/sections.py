@@ -41,6 +41,7 @@ def input_config():
   c.crop_ratio = (3 / 4, 4 / 3)  # aspect-ratio range of random resized crops
   c.crop_sampler = "torchvision"  # torchvision | clamped | tf_sdbb (CROP_SAMPLERS)
   c.interpolation = "bilinear"  # bilinear | bicubic: crops and the evaluation resize
+  c.resize_antialias = True  # crops as Pillow; False: as tf.image.resize (kernel never widened)
   # Evaluation view: Resize(image_size / crop_pct) then CenterCrop(image_size).
   c.crop_pct = 0.875
   return c

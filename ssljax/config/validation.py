@@ -20,6 +20,8 @@ def validate_input(input_config):
       ("crop_pct", 0 < c.crop_pct <= 1, "a fraction in (0, 1] (1: no border cut)"),
       ("interpolation", c.interpolation in INTERPOLATIONS, " or ".join(INTERPOLATIONS)),
       ("crop_sampler", c.crop_sampler in CROP_SAMPLERS, " or ".join(CROP_SAMPLERS)),
+      ("resize_antialias", isinstance(c.resize_antialias, bool),
+       "True (Pillow's antialiased reduction) or False (tf.image.resize's)"),
       ("canvas_size", c.canvas_size >= c.image_size,
        f"at least input.image_size={c.image_size} (512 keeps ImageNet images whole)"),
       ("crop_ratio", len(ratio) == 2 and 0 < ratio[0] <= ratio[1],

@@ -48,13 +48,14 @@ def random_flip(rng, image):
 
 
 def crop_flip(key, image, size, *, crop_scale=(0.2, 1.0), flip=True, crop=True, extent=None,
-              interpolation="bilinear", ratio=resized_crop.DEFAULT_RATIO, sampler="torchvision"):
+              interpolation="bilinear", ratio=resized_crop.DEFAULT_RATIO, sampler="torchvision",
+              antialias=True):
   """Geometric part of a view: float [H, W, C] -> [size, size, C].
 
   `extent` (h, w): the image is the top-left h x w of `image` (a canvas); default all of it.
   With `crop`, a random resized crop of the whole image (`crop_scale`, `ratio`), its box drawn
-  by `sampler` (`resized_crop.SAMPLERS`), resampled with `interpolation`; without, the whole
-  image resized.
+  by `sampler` (`resized_crop.SAMPLERS`), resampled with `interpolation` (`antialias`: the
+  kernel widened when reducing, `resized_crop.axis_weights`); without, the whole image resized.
   """
   crop_key, flip_key = jax.random.split(key)
   if extent is None:
@@ -63,7 +64,7 @@ def crop_flip(key, image, size, *, crop_scale=(0.2, 1.0), flip=True, crop=True, 
     extent = image.shape[:2]
   box = (resized_crop.SAMPLERS[sampler](crop_key, extent, tuple(crop_scale), tuple(ratio))
          if crop else resized_crop.full_box(extent))
-  image = resized_crop.resize_box(image, box, size, interpolation)
+  image = resized_crop.resize_box(image, box, size, interpolation, antialias)
   return random_flip(flip_key, image) if flip else image
 
 
@@ -85,10 +86,11 @@ def micro_batch(batch, config):
 
 def geometry(batch, config):
   """The crop settings of a method's batch: its images' extents [B, 2] (canvases from
-  decoded files; absent for in-memory arrays) and `config.input`'s interpolation, ratio and
-  crop sampler."""
+  decoded files; absent for in-memory arrays) and `config.input`'s interpolation, ratio, crop
+  sampler and resize antialiasing."""
   return {"extent": batch.get("extent"), "interpolation": config.input.interpolation,
-          "ratio": tuple(config.input.crop_ratio), "sampler": config.input.crop_sampler}
+          "ratio": tuple(config.input.crop_ratio), "sampler": config.input.crop_sampler,
+          "antialias": config.input.resize_antialias}
 
 
 def per_example(fn, keys, images, extent):
@@ -101,7 +103,8 @@ def per_example(fn, keys, images, extent):
 
 def crop_flip_batch(rng, images, size, *, index=None, total=None, extent=None, **crop_args):
   """`crop_flip` of every image, one key each: float [B, H, W, C] -> [B, size, size, C] in the
-  input's units; `crop_args`: crop_scale, flip, crop, interpolation, ratio, sampler."""
+  input's units; `crop_args`: crop_scale, flip, crop, interpolation, ratio, sampler,
+  antialias."""
   one = lambda key, image, ext: crop_flip(key, image, size, extent=ext, **crop_args)
   return per_example(one, example_keys(rng, images.shape[0], index, total), images, extent)
 
@@ -264,12 +267,12 @@ def siamese_views(rng, images, size, aug, index=None, total=None, **geometry_arg
 
 def augmented_views(rng, images, size, aug, count, crop_scale=None, index=None, total=None,
                     extent=None, interpolation="bilinear", ratio=resized_crop.DEFAULT_RATIO,
-                    sampler="torchvision", first_view=0):
+                    sampler="torchvision", antialias=True, first_view=0):
   """`count` independent views [B, size, size, 3] of each image, as `siamese_views`, with
   `crop_scale` replacing `aug.crop_scale` (SwAV's small multi-crops); `extent` [B, 2],
-  `interpolation`, `ratio`, `sampler`: see `crop_flip`. The views are views `first_view`,
-  `first_view + 1`, ... of the method (the index into per-view probabilities). All views come
-  from the one decoded image."""
+  `interpolation`, `ratio`, `sampler`, `antialias`: see `crop_flip`. The views are views
+  `first_view`, `first_view + 1`, ... of the method (the index into per-view probabilities).
+  All views come from the one decoded image."""
   scale = tuple(crop_scale or aug.crop_scale)
 
   def one(key, image, ext, view):
@@ -277,7 +280,8 @@ def augmented_views(rng, images, size, aug, count, crop_scale=None, index=None, 
     # solarize key left every other draw as it was before solarize existed.
     geo_key, jitter_key, gray_key, blur_key, solarize_key = jax.random.split(key, 5)
     image = crop_flip(geo_key, image, size, crop_scale=scale, flip=aug.flip, crop=aug.crop,
-                      extent=ext, interpolation=interpolation, ratio=ratio, sampler=sampler)
+                      extent=ext, interpolation=interpolation, ratio=ratio, sampler=sampler,
+                      antialias=antialias)
     image = _maybe(jitter_key, aug.color_jitter_prob,
                    lambda k, x: color_jitter(k, x, tuple(aug.color_jitter),
                                              aug.color_jitter_impl), image)

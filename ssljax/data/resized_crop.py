@@ -17,7 +17,11 @@ h, w)`:
 `resize_box` resizes a box with Pillow's filters (triangle for bilinear, Keys a=-0.5 for
 bicubic), the support widened by the reduction factor (antialiasing), the weights renormalised
 inside the box: no pixel outside the box, let alone padding, enters a view, as with
-`crop().resize()`.
+`crop().resize()`. With `antialias=False` (`input.resize_antialias`) the support stays the
+kernel's own when reducing, as TensorFlow's `tf.image.resize` by default (bicubic:
+`resize_bicubic` with half-pixel centres, 4 taps, Keys a=-0.5, taps outside the box dropped and
+the rest renormalised; TF reads the weights from a table of 1024 fractional positions, which
+moves a weight by at most 7e-4).
 """
 import math
 
@@ -38,18 +42,20 @@ def _kernel(x, interpolation):
                    jnp.where(x < 2.0, (((x - 5.0) * x + 8.0) * x - 4.0) * a, 0.0))
 
 
-def axis_weights(in_size, start, length, out_size, interpolation):
+def axis_weights(in_size, start, length, out_size, interpolation, antialias=True):
   """Resampling weights [out_size, in_size] along one axis.
 
   Output pixel i samples the input at `start + (i + 0.5) * length / out_size`; only input
-  pixels in the window [start, start + length) carry weight.
+  pixels in the window [start, start + length) carry weight. With `antialias` the kernel is
+  stretched by the reduction factor when reducing; without, it keeps its support (1 bilinear,
+  2 bicubic input pixels either side).
   """
   if interpolation not in INTERPOLATIONS:
     raise ValueError(f"interpolation {interpolation!r} is not one of {INTERPOLATIONS}")
   start = jnp.asarray(start, jnp.float32)
   length = jnp.asarray(length, jnp.float32)
   scale = length / out_size
-  support_scale = jnp.maximum(scale, 1.0)
+  support_scale = jnp.maximum(scale, 1.0) if antialias else 1.0
   centres = start + (jnp.arange(out_size, dtype=jnp.float32) + 0.5) * scale
   pixels = jnp.arange(in_size, dtype=jnp.float32)
   weights = _kernel((pixels[None, :] + 0.5 - centres[:, None]) / support_scale, interpolation)
@@ -57,11 +63,12 @@ def axis_weights(in_size, start, length, out_size, interpolation):
   return weights / jnp.maximum(weights.sum(axis=1, keepdims=True), 1e-12)
 
 
-def resize_box(image, box, size, interpolation="bilinear"):
-  """float [H, W, C], box (top, left, h, w) -> [size, size, C], the box resized."""
+def resize_box(image, box, size, interpolation="bilinear", antialias=True):
+  """float [H, W, C], box (top, left, h, w) -> [size, size, C], the box resized
+  (`antialias`: see `axis_weights`)."""
   top, left, height, width = box
-  rows = axis_weights(image.shape[0], top, height, size, interpolation)
-  cols = axis_weights(image.shape[1], left, width, size, interpolation)
+  rows = axis_weights(image.shape[0], top, height, size, interpolation, antialias)
+  cols = axis_weights(image.shape[1], left, width, size, interpolation, antialias)
   # HIGHEST: TPUs and GPUs would otherwise multiply in bf16 / tf32 (pixel values to 255).
   hi = jax.lax.Precision.HIGHEST
   out = jnp.tensordot(rows, image.astype(jnp.float32), axes=(1, 0), precision=hi)  # [p, W, C]

@@ -211,9 +211,9 @@ def linear_probe(c, recipe, batch_size=None, paper_peak_lr=False, release=True):
       (the paper says 0.02; the release uses 0.1), cosine set once per epoch;
     moco_v2: SGD lr 30 (unscaled), x0.1 at epochs 60 and 80;
     moco_v3 / moco_v3_vit: SGD, blr 0.1 (ResNet) / 3.0 (ViT), cosine set once per epoch;
-    byol (eval_experiment.py): SGD Nesterov, blr 0.2, cosine per step, bicubic, Haiku's
-      default head init;
-    simclr (README): SGD Nesterov, blr 0.1, wd 1e-6 on weight and bias, bicubic, zero head;
+    byol (eval_experiment.py): SGD Nesterov, blr 0.2, cosine per step, Haiku's default head
+      init, the pre-training's crops (clamped), bicubic without antialias (tf.image.resize);
+    simclr (README): SGD Nesterov, blr 0.1, wd 1e-6 (bias too), zero head, tf_sdbb, byol's resize;
     swav (eval_linear.py): SGD lr 0.3 (unscaled), wd 1e-6 on weight and bias, cosine set once
       per epoch.
   LARS applies the lr after the momentum trace, as the PyTorch LARS/LARC do. LARS scales each
@@ -222,7 +222,7 @@ def linear_probe(c, recipe, batch_size=None, paper_peak_lr=False, release=True):
   `release=False` keeps what the CIFAR-10 and demo rows were measured with: optax's LARS
   order, torchvision's crop sampler, Flax's truncated_normal(0.01) head, BatchNorm over the
   whole batch, and for simsiam the paper's blr 0.02, no trust ratio on the bias, a per-step
-  cosine.
+  cosine; crops antialiased. Evaluation views are Pillow's (antialiased) in every recipe.
   """
   if recipe not in LINEAR_PROBES:
     raise ConfigError(f"recipe={recipe!r} is unknown: use one of {', '.join(LINEAR_PROBES)}")
@@ -249,10 +249,14 @@ def linear_probe(c, recipe, batch_size=None, paper_peak_lr=False, release=True):
   elif recipe == "byol":
     c.optim.nesterov, c.optim.blr, c.probe.head_init = True, 0.2, "haiku"
     c.input.interpolation = "bicubic"
+    if release:  # utils/dataset.py: the pre-training crop, tf.image.resize
+      c.input.crop_sampler, c.input.resize_antialias = "clamped", False
   elif recipe == "simclr":
     c.optim.nesterov, c.optim.blr, c.probe.head_init = True, 0.1, "zeros"
     c.optim.weight_decay, c.optim.decay_1d_params = 1e-6, True
     c.input.interpolation = "bicubic"
+    if release:  # data_util.py: sample_distorted_bounding_box, tf.image.resize
+      c.input.crop_sampler, c.input.resize_antialias = "tf_sdbb", False
   else:  # swav
     c.optim.lr, c.optim.weight_decay, c.optim.decay_1d_params = 0.3, 1e-6, True
     c.optim.schedule_per_epoch = True

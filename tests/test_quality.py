@@ -29,7 +29,8 @@ def test_demo_encoder_beats_random_init_on_heldout_digits(demo_run):
 @pytest.mark.slow
 def test_finetuning_the_demo_encoder_beats_finetuning_from_random_init(demo_run, tmp_path):
   """Same recipe, budget (150 steps of batch 128) and seed; top-1 on the 300 held-out digits.
-  Measured: 0.49 vs 0.27 at 150 steps, 0.73 vs 0.56 at 300."""
+  Measured: 0.49 vs 0.27 at 150 steps and 0.73 vs 0.56 at 300 before issue 18's fine-tuning
+  fixes (RandAugment geometry, random erasing, head init); 0.68 vs 0.44 at 300 after them."""
   _, workdir = demo_run
   top1 = {}
   for baseline in ("", "random_init"):

@@ -35,7 +35,10 @@ def build(name, batch_size, dtype, runlocal):
   method = methods.get(config.method)
   mesh = sharding.make_mesh()
   size = config.input.image_size
-  tx, lr = optim.make(config.optim, batch_size, total_steps=10**6, warmup_steps=0)
+  # The schedule's shape does not change a step's cost; recipes that set the lr once per
+  # epoch (optim.schedule_per_epoch) need some epoch length.
+  tx, lr = optim.make(config.optim, batch_size, total_steps=10**6, warmup_steps=0,
+                      steps_per_epoch=1000)
   variables = dict(method.init(config, jax.random.key(0), (1, size, size, 3)))
   params = variables.pop("params")
   state = TrainState.create(params, tx.init(params), variables)

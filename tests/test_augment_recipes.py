@@ -91,7 +91,10 @@ def test_swav_takes_one_probability_per_crop():
   config = _config("swav_r50.py")
   config.unlock()
   config.aug.blur_prob = (0.5,) * (2 + config.swav.num_small_crops)
-  validation.validate(config)
+  validation.validate(config)  # one per crop: accepted
+  config.aug.blur_prob = (0.5, 0.5)  # one per large crop only: refused
+  with pytest.raises(ConfigError, match=rf"tuple of {2 + config.swav.num_small_crops}"):
+    validation.validate(config)
 
 
 def test_asymmetric_view_recipes():
@@ -301,6 +304,16 @@ def test_boxes_stay_inside_the_image(sampled):
     assert (top + h <= height).all() and (left + w <= width).all()
 
 
+def _trace_every_crop_path(images, aug, geometry):
+  """Traces (no compute) the crops of pre-training (`siamese_views`, `crop_flip_views`) and of
+  the linear probe (`crop_flip_batch`) with `geometry`."""
+  key = jax.random.key(0)
+  jax.eval_shape(lambda x: augment.siamese_views(key, x, 4, aug, **geometry), images)
+  jax.eval_shape(lambda x: augment.crop_flip_views(key, x, 4, **geometry), images)
+  jax.eval_shape(lambda x: augment.crop_flip_batch(key, x, 4, **geometry),
+                 images.astype(jnp.float32))
+
+
 def test_the_sampler_reaches_the_views(monkeypatch):
   """`input.crop_sampler` is what `augment.geometry` hands every view: the crops of
   pre-training (`siamese_views`, `crop_flip_views`) and of the linear probe (`crop_flip_batch`)."""
@@ -312,11 +325,7 @@ def test_the_sampler_reaches_the_views(monkeypatch):
   aug = sections.base_config().aug
   for name in ("simclr_r50.py", "byol_r50.py", "probe_imagenet.py:recipe=mae"):
     config = _config(name)
-    geometry = augment.geometry({"image": images}, config)
-    jax.eval_shape(lambda x: augment.siamese_views(jax.random.key(0), x, 4, aug, **geometry),
-                   images)
-    jax.eval_shape(lambda x: augment.crop_flip_batch(jax.random.key(0), x, 4, **geometry),
-                   images.astype(jnp.float32))
+    _trace_every_crop_path(images, aug, augment.geometry({"image": images}, config))
     assert set(used) == {config.input.crop_sampler}, name
     used.clear()
 
@@ -332,12 +341,6 @@ def test_resize_antialias_reaches_the_views(monkeypatch):
   aug = sections.base_config().aug
   for name in ("byol_r50.py", "simclr_r50.py:runlocal", "probe_imagenet.py:recipe=simclr"):
     config = _config(name)
-    geometry = augment.geometry({"image": images}, config)
-    jax.eval_shape(lambda x: augment.siamese_views(jax.random.key(0), x, 4, aug, **geometry),
-                   images)
-    jax.eval_shape(lambda x: augment.crop_flip_views(jax.random.key(0), x, 4, **geometry),
-                   images)
-    jax.eval_shape(lambda x: augment.crop_flip_batch(jax.random.key(0), x, 4, **geometry),
-                   images.astype(jnp.float32))
+    _trace_every_crop_path(images, aug, augment.geometry({"image": images}, config))
     assert len(used) == 4 and set(used) == {config.input.resize_antialias}, name
     used.clear()

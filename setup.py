@@ -7,7 +7,6 @@ INSTALL_REQUIRES = [
     "optax>=0.2.8",
     "orbax-checkpoint>=0.12",
     "ml-collections>=1.0",
-    "clu>=0.0.12",
     "tensorflow-datasets>=4.9.10",
     "importlib_resources>=6.0",  # tfds imports it without declaring it
     "grain>=0.2.18",
@@ -28,6 +27,10 @@ EXTRAS_REQUIRE = {
     "tf": ["tensorflow-cpu>=2.18"],
     # Reference peer for benchmarks and parity tests (CPU wheel; no timm).
     "torch": ["torch==2.13.0"],
+    # Object-store workdirs (runtime.storage): gs:// through gcsfs (epath's fsspec backend) and
+    # google-cloud-storage (which orbax asks about the bucket); s3:// through s3fs.
+    "gcs": ["gcsfs>=2024.2", "google-cloud-storage>=2.14"],
+    "s3": ["s3fs>=2024.2"],
 }
 
 setuptools.setup(

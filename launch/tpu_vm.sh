@@ -68,7 +68,7 @@ if [ "$exists" = 0 ]; then
 fi
 
 on_all() { run "${tpu[@]}" ssh "$name" "${where[@]}" --worker=all --command="$1"; }
-on_all "set -e; [ -d ssljax ] || git clone -q $(printf '%q' "$repo") ssljax; cd ssljax; git fetch -q origin; git checkout -q $(printf '%q' "$ref"); pip install -q -e . 'jax[tpu]'"
+on_all "set -e; [ -d ssljax ] || git clone -q $(printf '%q' "$repo") ssljax; cd ssljax; git fetch -q origin; git checkout -q $(printf '%q' "$ref"); pip install -q -e '.[gcs]' 'jax[tpu]'"
 
 command="cd ssljax && python -m ssljax.main $(printf '%q ' "${args[@]}")"
 for attempt in $(seq 0 "$max_restarts"); do

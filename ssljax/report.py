@@ -15,7 +15,7 @@ import json
 import os
 import sys
 
-from ssljax.runtime import metrics
+from ssljax.runtime import metrics, storage
 
 # (column title, protocol, key in the record's "all" dict, or None for its "value")
 COLUMNS = (
@@ -46,8 +46,7 @@ def read_record(result_path):
   """The record in `result_path`, or (None, why it is not one) for an empty, damaged or
   foreign file."""
   try:
-    with open(result_path, encoding="utf-8") as f:
-      record = json.load(f)
+    record = json.loads(storage.path(result_path).read_text())
   except (OSError, ValueError) as e:
     return None, f"not readable as JSON ({type(e).__name__})"
   if not isinstance(record, dict):
@@ -65,10 +64,11 @@ def collect(run_dirs, warn=lambda line: print(line, file=sys.stderr)):
   `run_dirs`; a results.json that is not a record is left out with a `warn`ing."""
   records, curves = [], {"pretraining": {}, "finetune": {}}
   for run_dir in run_dirs:
-    result_path = os.path.join(run_dir, "results.json")
-    metrics_path = os.path.join(run_dir, "metrics.jsonl")
-    rows = metrics.curve(metrics.read_jsonl(metrics_path)) if os.path.isfile(metrics_path) else []
-    if os.path.isfile(result_path):
+    result_path = storage.join(run_dir, "results.json")
+    metrics_path = storage.join(run_dir, "metrics.jsonl")
+    rows = (metrics.curve(metrics.read_jsonl(metrics_path))
+            if storage.path(metrics_path).is_file() else [])
+    if storage.path(result_path).is_file():
       record, why = read_record(result_path)
       if record is None:
         warn(f"ssljax.report: skipping {result_path}: {why} (rerun that evaluation to "

@@ -27,7 +27,7 @@ import orbax.checkpoint as ocp
 
 from ssljax import methods
 from ssljax.config import validation
-from ssljax.runtime import pretrained
+from ssljax.runtime import checkpoint, pretrained, storage
 from ssljax.convert import layouts, pos_embed_order, state_dicts, torch_files
 from ssljax.errors import UserError
 from ssljax.models import posemb, vit
@@ -104,8 +104,8 @@ def import_file(source, config, workdir):
   validation.validate(config)
   methods.get(config.method).validate(config)
   parts = model_parts(config)
-  checkpoints_dir = os.path.join(os.path.abspath(workdir), "checkpoints")
-  if os.path.exists(checkpoints_dir):
+  checkpoints_dir = storage.path(checkpoint.directory_of(workdir))
+  if checkpoints_dir.exists():
     raise UserError(f"--workdir={workdir} already holds checkpoints: pass a new --workdir")
   state_dict, other_parts = torch_files.read(source)
   variables = _fresh_variables(config)
@@ -136,13 +136,11 @@ def import_file(source, config, workdir):
       used.add(pos_key)
   ignored = sorted(k for k in list(state_dict) + other_parts
                    if k not in used and not k.endswith("num_batches_tracked"))
-  step_dir = os.path.join(checkpoints_dir, "0")
+  step_dir = checkpoints_dir / "0"
   _write(step_dir, config, variables)
-  summary = {"checkpoint": step_dir, "source": os.path.abspath(source), "loaded": len(used),
-             "random_init": random_init, "ignored": ignored}
-  with open(os.path.join(os.path.abspath(workdir), "imported_from.json"), "w",
-            encoding="utf-8") as f:
-    json.dump(summary, f, indent=1)
+  summary = {"checkpoint": os.fspath(step_dir), "source": os.path.abspath(source),
+             "loaded": len(used), "random_init": random_init, "ignored": ignored}
+  storage.write_atomic(storage.join(workdir, "imported_from.json"), json.dumps(summary, indent=1))
   return summary
 
 
@@ -155,9 +153,9 @@ def _write(step_dir, config, variables):
   if model_state:
     state["model_state"] = model_state
   with ocp.StandardCheckpointer() as writer:
-    writer.save(os.path.join(step_dir, "state"), state)
+    writer.save(step_dir / "state", state)
   with ocp.Checkpointer(ocp.JsonCheckpointHandler()) as writer:
-    writer.save(os.path.join(step_dir, "config"), {"config": config.to_json()})
+    writer.save(step_dir / "config", {"config": config.to_json()})
 
 
 def export_checkpoint(init_from, output, image_size=None):

@@ -8,11 +8,11 @@ evaluation's top-1; best_top1 and best_top1_step are the best evaluation's, whic
 official probes report (choosing it on the test split is optimistic).
 """
 import json
-import os
 
 import jax
 
 from ssljax.data import sources
+from ssljax.runtime import storage
 
 
 def splits(config, section):
@@ -37,10 +37,7 @@ def base_record(config, encoder, feature, train_source, test_source):
 def write(workdir, record):
   """Writes `record` as `workdir/results.json` (process 0 only)."""
   if jax.process_index() == 0:  # whole or not at all: a kill mid-write keeps the old file
-    path = os.path.join(workdir, "results.json")
-    with open(path + ".tmp", "w", encoding="utf-8") as f:
-      json.dump(record, f, indent=1)
-    os.replace(path + ".tmp", path)
+    storage.write_atomic(storage.join(workdir, "results.json"), json.dumps(record, indent=1))
 
 
 def best_evaluation(rows, name):

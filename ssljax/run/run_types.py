@@ -4,7 +4,7 @@ import os
 
 from ssljax.errors import ConfigError
 from ssljax.run import finetune, knn, linear_probe, loop, pretrain
-from ssljax.runtime import checkpoint
+from ssljax.runtime import checkpoint, storage
 
 RUN_TYPES = {"pretrain": pretrain, "linear_probe": linear_probe, "knn": knn,
              "finetune": finetune}
@@ -33,12 +33,12 @@ def _check_workdir_is_not_the_encoders(config, workdir):
   """An evaluation run writes its own checkpoints, metrics and results.json: in the
   pre-training workdir it evaluates they would mix with (or replace) the pre-training's."""
   init_from = config.get("init_from")
-  if not init_from or "://" in workdir:
+  if not init_from:
     return
-  encoder = os.path.abspath(os.path.expanduser(init_from))  # a workdir, checkpoints/ or /N
+  encoder = storage.path(init_from)  # a workdir, checkpoints/ or /N
   own_checkpoints = checkpoint.directory_of(workdir)
-  if encoder in (os.path.abspath(workdir), own_checkpoints) or (
-      os.path.dirname(encoder) == own_checkpoints):
+  if os.fspath(encoder) in (storage.join(workdir), own_checkpoints) or (
+      os.fspath(encoder.parent) == own_checkpoints):
     raise ConfigError(f"--workdir={workdir} is the workdir of init_from={init_from}: this "
                       f"{config.protocol} run would write its own checkpoints and results "
                       "among the pre-training's; pass a new --workdir")

@@ -11,20 +11,16 @@ that does not match its checksums) is moved to
 `workdir/checkpoints_unreadable/` with a warning and the previous one is used; one whose
 arrays do not fit the current config is an error naming the first mismatching array.
 """
-import glob
 import json
 import logging
-import os
-import shutil
 
-from etils import epath
 import jax
 from jax.experimental import multihost_utils
 import orbax.checkpoint as ocp
 
 from ssljax.config import loading
 from ssljax.errors import UserError
-from ssljax.runtime import checksums
+from ssljax.runtime import checksums, storage
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +30,8 @@ class CheckpointMismatch(UserError):
 
 
 def directory_of(workdir):
-  """Where a run in `workdir` keeps its checkpoints."""
-  return os.path.join(os.path.abspath(workdir), "checkpoints")
+  """Where a run in `workdir` keeps its checkpoints (a URL for an object-store workdir)."""
+  return storage.join(workdir, "checkpoints")
 
 
 def _abstract_shapes(tree):
@@ -99,7 +95,7 @@ class Checkpointer:
     self._failed = False  # a write failed (CheckpointWriteError raised)
     self.unreadable_directory = self.directory + "_unreadable"
     self._manager = ocp.CheckpointManager(
-        self.directory, options=options,
+        storage.path(self.directory), options=options,
         item_handlers={"state": ocp.StandardCheckpointHandler(),
                        "data": ocp.JsonCheckpointHandler(),
                        "config": ocp.JsonCheckpointHandler(),
@@ -116,8 +112,11 @@ class Checkpointer:
     except Exception:  # pylint: disable=broad-except  # the same failure, reported below
       pass
     if jax.process_index() == 0:  # the partial write is never a checkpoint: free its space
-      for partial in glob.glob(os.path.join(self.directory, f"{step}.orbax-checkpoint-tmp*")):
-        shutil.rmtree(partial, ignore_errors=True)
+      for partial in storage.path(self.directory).glob(f"{step}.orbax-checkpoint-tmp*"):
+        try:
+          partial.rmtree()
+        except OSError:
+          pass
     self._manager.reload()
     return CheckpointWriteError(
         f"writing checkpoint step {step} in {self.directory} failed ({_short_reason(error)}): "
@@ -159,7 +158,7 @@ class Checkpointer:
         lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
         abstract_state, shardings)
     items = dict(state=ocp.args.StandardRestore(target), data=ocp.args.JsonRestore())
-    has_checksums = (epath.Path(self.directory) / str(step) / "checksums").exists()
+    has_checksums = (storage.path(self.directory) / str(step) / "checksums").exists()
     if has_checksums:  # checkpoints of ssljax before checksums have none
       items["checksums"] = ocp.args.JsonRestore()
     restored = self._manager.restore(step, args=ocp.args.Composite(**items))
@@ -234,11 +233,12 @@ class Checkpointer:
     log.warning("checkpoint step %d in %s is unreadable (%s): moved to %s, trying the previous "
                 "one", step, self.directory, reason, self.unreadable_directory)
     if jax.process_index() == 0:
-      os.makedirs(self.unreadable_directory, exist_ok=True)
-      target = os.path.join(self.unreadable_directory, str(step))
-      while os.path.exists(target):
-        target += "_"
-      shutil.move(os.path.join(self.directory, str(step)), target)
+      aside = storage.path(self.unreadable_directory)
+      aside.mkdir(parents=True, exist_ok=True)
+      target = aside / str(step)
+      while target.exists():
+        target = aside / (target.name + "_")
+      (storage.path(self.directory) / str(step)).rename(target)
     if jax.process_count() > 1:
       multihost_utils.sync_global_devices(f"ssljax checkpoint {step} set aside")
     self._manager.reload()

@@ -1,13 +1,16 @@
 """Metric writers: TensorBoard event files and a JSONL file in the workdir; a progress line.
 
-TensorBoard events are written with the `tensorboard` package's own writer and protos (clu's
-writers import TensorFlow). Only process 0 writes.
+TensorBoard events are the `tensorboard` package's protos in its record format (clu's writers
+import TensorFlow), written like every workdir file through `runtime.storage`, so a gs://
+workdir works. Only process 0 writes.
 """
 import contextlib
 import io
+import itertools
 import json
 import logging
 import os
+import socket
 import time
 
 import jax
@@ -15,9 +18,10 @@ import numpy as np
 from PIL import Image
 from tensorboard.compat.proto.event_pb2 import Event
 from tensorboard.compat.proto.summary_pb2 import Summary
-from tensorboard.summary.writer.event_file_writer import EventFileWriter
+from tensorboard.summary.writer.record_writer import RecordWriter
 
 from ssljax.errors import UserError
+from ssljax.runtime import storage
 
 
 def png_bytes(image):
@@ -38,20 +42,41 @@ def _reporting_write_errors(path):
                     "there and rerun, which resumes from the last checkpoint") from e
 
 
+class EventFile:
+  """A TensorBoard event file in `directory`: records of serialised `Event` protos, the first
+  one the file version, named as TensorBoard's own writer names them."""
+
+  _opened = itertools.count()  # files opened by this process (two in the same second differ)
+
+  def __init__(self, directory):
+    name = (f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}."
+            f"{os.getpid()}.{next(EventFile._opened)}")
+    self.path = storage.join(directory, name)
+    self._file = storage.AppendFile(self.path, binary=True)
+    self._records = RecordWriter(self._file)
+    self.add(Event(wall_time=time.time(), file_version="brain.Event:2"))
+
+  def add(self, event):
+    self._records.write(event.SerializeToString())
+    self._file.flush()
+
+  def close(self):
+    self._file.close()
+
+
 class Writer:
   """Scalars to `workdir/metrics.jsonl` and TensorBoard; images to TensorBoard and PNG files."""
 
   def __init__(self, workdir, enabled=None):
     self.enabled = jax.process_index() == 0 if enabled is None else enabled
-    self.jsonl_path = os.path.join(workdir, "metrics.jsonl")
-    self.tensorboard_dir = os.path.join(workdir, "tensorboard")
-    self.figures_dir = os.path.join(workdir, "figures")
+    self.jsonl_path = storage.join(workdir, "metrics.jsonl")
+    self.tensorboard_dir = storage.join(workdir, "tensorboard")
+    self.figures_dir = storage.join(workdir, "figures")
     if self.enabled:
       with _reporting_write_errors(workdir):
-        os.makedirs(self.tensorboard_dir, exist_ok=True)
-        self._events = EventFileWriter(self.tensorboard_dir)
-        self._jsonl = open(self.jsonl_path, "a", encoding="utf-8")
-        if self._jsonl.tell() and not _ends_with_newline(self.jsonl_path):
+        self._events = EventFile(self.tensorboard_dir)
+        self._jsonl = storage.AppendFile(self.jsonl_path)
+        if not self._jsonl.ends_with_newline():
           self._jsonl.write("\n")  # a kill mid-line left a partial record: start a new line
 
   def _append(self, row):
@@ -72,7 +97,7 @@ class Writer:
     self._append({"step": int(step), **values})
     summary = Summary(value=[Summary.Value(tag=k, simple_value=v) for k, v in values.items()])
     with _reporting_write_errors(self.tensorboard_dir):
-      self._events.add_event(Event(wall_time=time.time(), step=int(step), summary=summary))
+      self._events.add(Event(wall_time=time.time(), step=int(step), summary=summary))
 
   def image(self, step, name, image):
     """Writes uint8 [H, W, 3] `image`; returns the PNG path (None on other processes)."""
@@ -82,12 +107,10 @@ class Writer:
     h, w = np.asarray(image).shape[:2]
     summary = Summary(value=[Summary.Value(tag=name, image=Summary.Image(
         height=h, width=w, colorspace=3, encoded_image_string=data))])
-    path = os.path.join(self.figures_dir, f"{name.replace('/', '_')}_step{int(step):07d}.png")
+    path = storage.join(self.figures_dir, f"{name.replace('/', '_')}_step{int(step):07d}.png")
     with _reporting_write_errors(path):
-      self._events.add_event(Event(wall_time=time.time(), step=int(step), summary=summary))
-      os.makedirs(self.figures_dir, exist_ok=True)
-      with open(path, "wb") as f:
-        f.write(data)
+      self._events.add(Event(wall_time=time.time(), step=int(step), summary=summary))
+      storage.write_atomic(path, data)
     return path
 
   def close(self):
@@ -104,17 +127,12 @@ class Writer:
 RESUMED = "resumed_from_step"  # the key of `Writer.resumed`'s marker rows
 
 
-def _ends_with_newline(path):
-  with open(path, "rb") as f:
-    f.seek(-1, os.SEEK_END)
-    return f.read(1) == b"\n"
-
-
 def read_jsonl(path):
   """All records of a metrics.jsonl file, in order (a resumed run repeats steps: `curve`).
   A line that is not a JSON record (what a kill mid-write leaves) is left out."""
   rows = []
-  with open(path, encoding="utf-8", errors="replace") as f:
+  with storage.path(path).open("rb") as binary, io.TextIOWrapper(
+      binary, encoding="utf-8", errors="replace") as f:
     for line in f:
       try:
         row = json.loads(line)

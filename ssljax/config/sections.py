@@ -47,6 +47,13 @@ def input_config():
   return c
 
 
+def profile_config():
+  """`config.profile`: a jax.profiler trace of `steps` train steps (0: none), starting
+  `after_steps` steps after the process's first one, into workdir/tensorboard
+  (`runtime.profiling`)."""
+  return ml_collections.ConfigDict(dict(steps=0, after_steps=10))
+
+
 def base_config():
   """Trainer fields every recipe has; recipes fill in method, model, input and durations."""
   c = ml_collections.ConfigDict()
@@ -66,6 +73,7 @@ def base_config():
   c.max_consecutive_skips = 5
   # Gradient accumulation: the batch runs as this many micro-batches, one update (less memory).
   c.grad_accum_steps = 1
+  c.profile = profile_config()
 
   c.input = input_config()
 
@@ -161,6 +169,7 @@ def _evaluation_run_config(protocol):
   # A workdir's checkpoint trained on one encoder does not resume on another (init_from,
   # baseline, encoder_config changed): an error unless this is True.
   c.resume_with_changed_encoder = False
+  c.profile = profile_config()
 
   c.input = input_config()
   c.input.image_size = 32  # pixels/pca baselines; an encoder uses its own pre-training size

@@ -43,6 +43,7 @@ def validate(config):
     raise ConfigError(f"model.dtype={config.model.dtype!r} is unknown: use one of "
                       f"{', '.join(MODEL_DTYPES)}")
   _check_grad_accum(config)
+  _check_profile(config)
   if config.model.get("vit_init", "xavier") not in VIT_INITS:
     raise ConfigError(f"model.vit_init={config.model.vit_init!r} is unknown: use one of "
                       f"{', '.join(VIT_INITS)}")
@@ -67,6 +68,14 @@ def _check_grad_accum(config):
   if config.get("grad_accum_steps", 1) < 1:
     raise ConfigError(f"grad_accum_steps={config.grad_accum_steps} is below 1: use 1 (no "
                       "accumulation) or more micro-batches")
+
+
+def _check_profile(config):
+  for field in ("steps", "after_steps"):
+    value = config.get("profile", {}).get(field, 0)
+    if not isinstance(value, int) or value < 0:
+      raise ConfigError(f"profile.{field}={value!r} is invalid: use an integer >= 0 (profile."
+                        "steps=0 traces nothing)")
 
 
 def _check_crop_scale(name, scale):
@@ -155,6 +164,7 @@ def _validate_finetune(config):
     if not ok:
       raise ConfigError(f"finetune.{field}={f[field]!r} is invalid: use {fix}")
   _check_grad_accum(config)
+  _check_profile(config)
   accum = config.get("grad_accum_steps", 1)
   group = f.get("mixup_group_size")
   if group is not None and (group < 1 or (config.input.batch_size // accum) % group):
@@ -191,6 +201,7 @@ def validate_probe(config):
     raise ConfigError(f"probe.head_init={head_init!r} is unknown: use one of "
                       f"{', '.join(PROBE_HEAD_INITS)}")
   _check_grad_accum(config)
+  _check_profile(config)
   group = section_config.get("bn_group_size")
   if group is not None and section_config.head_norm:
     micro = config.input.batch_size // config.get("grad_accum_steps", 1)

@@ -16,13 +16,14 @@ import time
 import jax
 import numpy as np
 
+from ssljax.config import sections
 from ssljax.errors import ConfigError, UserError
 from ssljax.evals import run_record
 from ssljax.models import flops
 from ssljax.run import nonfinite, step as step_lib
 from ssljax.run.state import TrainState
-from ssljax.runtime import (checkpoint, distributed, metrics, preemption, sharding,
-                            workdir_lock)
+from ssljax.runtime import (checkpoint, distributed, metrics, preemption, profiling, sharding,
+                            storage, workdir_lock)
 
 TrainingDiverged = nonfinite.TrainingDiverged  # what a run raises after too many skipped steps
 
@@ -30,18 +31,25 @@ log = logging.getLogger("ssljax")
 
 
 def check_writable(workdir):
-  """Creates `workdir`; a one-line UserError when it cannot be written."""
-  if "://" in workdir:  # object stores (gs://...) are checked by their first write
-    return
+  """Creates `workdir` (a local directory or an object-store prefix) and writes and removes a
+  probe file there; a one-line UserError when it cannot be written."""
+  directory = storage.path(workdir)  # an object store whose backend is missing: UserError
+  probe = directory / f".write_test.{jax.process_index()}.{os.getpid()}"
   try:
-    os.makedirs(workdir, exist_ok=True)
-    probe = os.path.join(workdir, f".write_test.{jax.process_index()}.{os.getpid()}")
-    with open(probe, "w", encoding="utf-8") as f:
-      f.write("ok")
-    os.remove(probe)
+    directory.mkdir(parents=True, exist_ok=True)
+    probe.write_text("ok")
+    probe.unlink()
   except OSError as e:
-    raise UserError(f"workdir {workdir} is not writable ({e.strerror}): pass a writable "
+    raise UserError(f"workdir {workdir} is not writable ({e.strerror or e}): pass a writable "
                     "--workdir") from None
+  except Exception as e:  # pylint: disable=broad-except  # object stores: auth, bucket, network
+    if not storage.is_remote(workdir):
+      raise
+    raise UserError(f"workdir {workdir} is not writable ({type(e).__name__}: "
+                    f"{' '.join(str(e).split())[:200]}): check the bucket and this machine's "
+                    "credentials, or pass another --workdir") from None
+  if storage.is_remote(workdir):
+    return
   checkpoints = checkpoint.directory_of(workdir)
   if os.path.exists(checkpoints) and not os.path.isdir(checkpoints):
     raise UserError(f"{checkpoints} is a file, not the directory this run saves checkpoints "
@@ -173,7 +181,7 @@ def _train(run_type, config, workdir, devices, watch, release):
         donate_argnums=(0,))
 
   # ----------------------------------------------------------------- evals
-  summary = {"workdir": os.path.abspath(workdir), "metrics_file": writer.jsonl_path,
+  summary = {"workdir": storage.join(workdir), "metrics_file": writer.jsonl_path,
              "tensorboard_dir": writer.tensorboard_dir, "figures": [], "evals": {},
              "preempted": False, "stop_signal": None, "final_loss": None}
 
@@ -201,12 +209,18 @@ def _train(run_type, config, workdir, devices, watch, release):
 
   # ----------------------------------------------------------------- loop
   progress = metrics.Progress(total_steps, plan.batch_size)
+  profile = config.get("profile") or sections.profile_config()
+  trace = profiling.StepTrace(writer.tensorboard_dir, first_step, profile.after_steps,
+                              profile.steps)
+  release.callback(trace.close)
   step_metrics, evaluated_last = None, False
   if first_step < total_steps:
     watch.defer()  # steps not yet saved: a stop notice saves at the next step
   for step in range(first_step + 1, total_steps + 1):
     batch = sharding.global_batch(next(plan.data), mesh)
+    trace.before(step)
     state, step_metrics = train_step(state, plan.frozen, batch)
+    trace.after(step, step_metrics)
     if step == first_step + 1:
       jax.block_until_ready(step_metrics)
       progress.start(step)  # excludes compilation from img/s
@@ -267,7 +281,7 @@ def _summarize(summary, state, plan, step_metrics, workdir, start_time):
     record = dict(plan.record, **plan.result(summary["evals"]),
                   epochs=total_steps / schedule.steps_per_epoch, steps=total_steps,
                   batch_size=plan.batch_size, wall_time_s=summary["wall_time_s"])
-    if plan.best_of and os.path.exists(summary["metrics_file"]):  # process 0's, resumes too
+    if plan.best_of and storage.path(summary["metrics_file"]).exists():  # process 0's, resumes too
       record.update(run_record.best_evaluation(
           metrics.curve(metrics.read_jsonl(summary["metrics_file"])), plan.best_of))
     run_record.write(workdir, record)

@@ -9,7 +9,7 @@ path 0.1 / 0.2 / 0.3, 100 epochs (B) or 50 (L, H) with 5 warm-up, RandAugment (9
 label smoothing 0.1, mixup 0.8, cutmix 1.0 (one draw per group of 32 images, as timm's Mixup
 on each GPU's batch), random erasing 0.25, average pooling + norm, the position embedding
 trained from the pre-training's sin-cos values; top-1 on the 50,000 validation images at
-224x224.
+224x224. Computes in bfloat16 (the release: fp16 autocast), ViT-L/H with remat "dots".
 
 The paper's numbers (ImageNet-1k top-1, pre-training 1600 epochs, Table 3 / Fig. 8):
   fine-tuning     ViT-B 83.6   ViT-L 85.9   ViT-H 86.9
@@ -28,6 +28,9 @@ def get_config(arg=None):
   recipes.finetune(c, arg.size)
   c.finetune.mixup_group_size = 32  # timm's Mixup runs on each GPU's batch of 32
   c.finetune.learned_pos_embed = True  # timm's pos_embed is a parameter, loaded as sin-cos
+  c.finetune.dtype = "bfloat16"  # the release: fp16 autocast; parameters and loss float32
+  # without remat 32 images per device keep ~20 (L) / ~43 GB (H) (docs/accelerators.md)
+  c.finetune.remat = "none" if arg.size == "B" else "dots"
   c.encoder_config = f"mae_vit{arg.size.lower()}"  # the architecture for baseline=random_init
   c.input.source, c.input.name = "tfds", "imagenet2012"
   c.input.image_size = 224
@@ -39,6 +42,7 @@ def get_config(arg=None):
   c.checkpoint_every_steps, c.checkpoint_every_epochs = None, 1.0
   if arg.runlocal:
     c.finetune.learned_pos_embed = False  # runlocal's numbers as before
+    c.finetune.dtype, c.finetune.remat = "float32", "none"
     c.encoder_config = "demo:runlocal"
     recipes.embedded_digits(c)
     c.input.batch_size, c.input.num_threads = 32, 2

@@ -8,6 +8,8 @@ Hardware: the paper used 64 V100 / TPU v3 pods at batch 4096; any v4-64 / 32xA10
 slice runs it. Needs TFDS imagenet2012 prepared as array_record.
 Paper result (1600 epochs): fine-tune top-1 83.6, linear probe 68.0 (Table 3 and appendix);
 800 epochs: fine-tune 83.4 (Table 1 setting: 75% masking, 8-block decoder, norm-pix).
+Computes in bfloat16 as the paper did on TPUs (the release's GPU code: fp16 autocast);
+parameters, optimizer state, norm-pix targets and the loss in float32.
 """
 from ssljax.config import loading
 from ssljax.methods import recipes

@@ -9,6 +9,9 @@ as array_record (without it the run stops at once and says how to prepare it).
 Paper result (1600 epochs): fine-tune top-1 85.9, linear probe 75.8; 800 epochs: fine-tune
 84.9 and the Table 1 ablations (75% masking, 8 x 512 decoder, norm-pix targets, no mask
 tokens in the encoder).
+Computes in bfloat16 as the paper did on TPUs (the release's GPU code: fp16 autocast);
+parameters, optimizer state, norm-pix targets and the loss in float32. No remat: 32 images
+per device keep 11.6 GB (docs/accelerators.md; model.remat="dots" for larger batches).
 """
 from ssljax.config import loading
 from ssljax.methods import recipes

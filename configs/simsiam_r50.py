@@ -27,6 +27,7 @@ def get_config(arg=None):
   c.input.image_size = 224
   c.input.batch_size = 512
   c.model.variant = "resnet50"
+  c.model.dtype = "bfloat16"  # accelerator compute; parameters, BN statistics and loss float32
   c.simsiam.projector_layers = 3
   c.optim.blr = 0.05
   c.optim.weight_decay = 1e-4

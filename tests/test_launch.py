@@ -27,13 +27,14 @@ exit 0
   script.chmod(script.stat().st_mode | stat.S_IEXEC)
 
 
-def _launch(script, args, tmp_path, statuses=None):
+def _launch(script, args, tmp_path, statuses=None, env=None):
   bin_dir = tmp_path / "bin"
   bin_dir.mkdir(exist_ok=True)
   log = tmp_path / "calls.log"
   for name in ("gcloud", "srun"):
     _stand_in(bin_dir, name, log, statuses)
-  env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}")
+  base = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}  # only the test's own
+  env = dict(base, PATH=f"{bin_dir}:{os.environ['PATH']}", **(env or {}))
   result = subprocess.run(["bash", os.path.join(REPO, "launch", script), *args],
                           capture_output=True, text=True, env=env, timeout=60)
   calls = log.read_text().splitlines() if log.exists() else []
@@ -83,7 +84,9 @@ def test_slurm_dry_run_and_run_with_a_restart(tmp_path):
   args = ["--nodes=2", "--gpus-per-node=4", "--partition=gpu", "--time=1:00:00", "--venv=/v"]
   result, calls = _launch("gpu_slurm.sh", [*args, "--dry-run", "--", *MAIN_FLAGS], tmp_path)
   assert result.returncode == 0 and calls == []
-  printed = result.stdout.strip().removeprefix("+ ").replace("\\", "")
+  exported, printed = result.stdout.strip().splitlines()
+  assert exported == "+ export XLA_FLAGS=--xla_gpu_enable_latency_hiding_scheduler=true"
+  printed = printed.removeprefix("+ ").replace("\\", "")
   assert printed.startswith("srun --nodes=2 --ntasks-per-node=4 --gpus-per-node=4 "
                             "--cpus-per-task=8 --kill-on-bad-exit=1 --partition=gpu "
                             "--time=1:00:00 bash -c cd ")
@@ -93,3 +96,15 @@ def test_slurm_dry_run_and_run_with_a_restart(tmp_path):
                           statuses=[3, 3, 0])
   assert result.returncode == 0 and len(calls) == 3 and all(c.startswith("--nodes=2")
                                                             for c in calls)
+
+
+def test_slurm_adds_the_gpu_xla_flags_to_the_users_and_keeps_the_users_choice(tmp_path):
+  args = ["--dry-run", "--", *MAIN_FLAGS]
+  result, _ = _launch("gpu_slurm.sh", args, tmp_path,
+                      env={"XLA_FLAGS": "--xla_dump_to=/tmp/d"})
+  assert result.stdout.splitlines()[0] == ("+ export XLA_FLAGS=--xla_dump_to=/tmp/d\\ "
+                                           "--xla_gpu_enable_latency_hiding_scheduler=true")
+  result, _ = _launch("gpu_slurm.sh", args, tmp_path,
+                      env={"XLA_FLAGS": "--xla_gpu_enable_latency_hiding_scheduler=false"})
+  assert result.stdout.splitlines()[0] == (
+      "+ export XLA_FLAGS=--xla_gpu_enable_latency_hiding_scheduler=false")

@@ -19,6 +19,8 @@ CROP_SAMPLERS = ("torchvision", "clamped", "tf_sdbb")
 COLOR_JITTER_IMPLS = ("torchvision", "tf_additive", "tf_scaled")
 VIT_INITS = ("xavier", "xavier_torch_bias", "mocov3")  # models.vit.INITS
 RESNET_INITS = ("torchvision", "haiku", "tf_variance_scaling")  # models.resnet.CONV_INITS
+REMAT_POLICIES = ("none", "full", "dots")  # models.vit.REMAT_POLICIES
+ATTENTION_IMPLS = ("auto", "xla", "cudnn")  # models.attention.IMPLS
 
 
 def input_config():
@@ -96,8 +98,14 @@ def base_config():
   c.model.depth = placeholder(int)
   c.model.num_heads = placeholder(int)
   c.model.mlp_dim = placeholder(int)
-  c.model.dtype = "float32"
-  c.model.remat = False
+  c.model.dtype = "float32"  # compute dtype; parameters, optimizer state and loss stay float32
+  # ViT blocks' rematerialisation (models.vit.REMAT_POLICIES; True = "full", False = "none"):
+  # none keeps every activation | full keeps each block's input and recomputes the block |
+  # dots keeps the Linear (qkv, proj, fc1, fc2) outputs, recomputes norms, GELU and attention
+  c.model.remat = ml_collections.FieldReference("none", field_type=object)
+  # ViT attention kernel (models.attention.IMPLS): auto (cuDNN's fused kernel on a CUDA GPU in
+  # bf16/fp16 where the head dim allows, XLA elsewhere) | xla | cudnn
+  c.model.attention_impl = "auto"
   # ViT initialisation (models.vit.INITS): xavier | xavier_torch_bias (MAE: PyTorch's
   # patch-embed bias) | mocov3 (q, k, v initialised separately, cls token N(0, 1e-6))
   c.model.vit_init = "xavier"
@@ -252,7 +260,8 @@ def finetune_base_config():
   # False keeps it fixed.
   c.finetune.learned_pos_embed = False
   c.finetune.dtype = "float32"  # compute dtype; parameters stay float32
-  c.finetune.remat = False
+  c.finetune.remat = ml_collections.FieldReference("none", field_type=object)  # as model.remat
+  c.finetune.attention_impl = "auto"  # as model.attention_impl
   c.finetune.test_split = "test"
   c.finetune.eval_batch_size = 256
 

@@ -1,9 +1,9 @@
 """Validation of config values that would otherwise fail late or silently; one-line
 `ConfigError`s naming the field and the fix. Method-specific checks live in each method's
 `validate` (`ssljax.methods.contract`)."""
-from ssljax.config.sections import (COLOR_JITTER_IMPLS, CROP_SAMPLERS, INTERPOLATIONS,
-                                     MODEL_DTYPES, PROBE_HEAD_INITS, PROTOCOLS, RESNET_INITS,
-                                     VIT_INITS)
+from ssljax.config.sections import (ATTENTION_IMPLS, COLOR_JITTER_IMPLS, CROP_SAMPLERS,
+                                     INTERPOLATIONS, MODEL_DTYPES, PROBE_HEAD_INITS, PROTOCOLS,
+                                     REMAT_POLICIES, RESNET_INITS, VIT_INITS)
 from ssljax.errors import ConfigError
 
 
@@ -44,6 +44,7 @@ def validate(config):
                       f"{', '.join(MODEL_DTYPES)}")
   _check_grad_accum(config)
   _check_profile(config)
+  _check_vit_compute("model", config.model)
   if config.model.get("vit_init", "xavier") not in VIT_INITS:
     raise ConfigError(f"model.vit_init={config.model.vit_init!r} is unknown: use one of "
                       f"{', '.join(VIT_INITS)}")
@@ -144,8 +145,21 @@ def _check_schedule_switches(optim):
                       "set it False")
 
 
+def _check_vit_compute(section, fields):
+  """`{section}.remat` and `{section}.attention_impl` name a known policy and kernel."""
+  remat = fields.get("remat", "none")
+  if not (isinstance(remat, bool) or remat in REMAT_POLICIES):
+    raise ConfigError(f"{section}.remat={remat!r} is unknown: use one of "
+                      f"{', '.join(REMAT_POLICIES)} (True = 'full', False = 'none')")
+  impl = fields.get("attention_impl", "auto")
+  if impl not in ATTENTION_IMPLS:
+    raise ConfigError(f"{section}.attention_impl={impl!r} is unknown: use one of "
+                      f"{', '.join(ATTENTION_IMPLS)}")
+
+
 def _validate_finetune(config):
   f = config.finetune
+  _check_vit_compute("finetune", f)
   checks = [
       ("layer_decay", 0 < f.layer_decay <= 1, "a value in (0, 1] (1 turns the decay off)"),
       ("drop_path", 0 <= f.drop_path < 1, "a value in [0, 1)"),

@@ -12,20 +12,25 @@ import numpy as np
 
 from ssljax.data import augment
 from ssljax.errors import ConfigError
-from ssljax.models import patches, vit
+from ssljax.models import attention, patches, vit
 
 
 def build_models(config):
   """(encoder, decoder) Linen modules from `config.model` and `config.mae`."""
   spec = vit.spec_from_config(config.model)
   dtype = jnp.dtype(config.model.dtype)
+  impl = config.model.get("attention_impl", "auto")
+  for width, heads in ((spec["width"], spec["num_heads"]),
+                       (config.mae.decoder_width, config.mae.decoder_heads)):
+    attention.require_runnable("model.attention_impl", impl, dtype, width // heads)
   encoder = vit.ViT(**spec, dtype=dtype, remat=config.model.remat,
-                    weight_init=config.model.get("vit_init", "xavier"))
+                    weight_init=config.model.get("vit_init", "xavier"), attention_impl=impl)
   decoder = vit.MAEDecoder(
       width=config.mae.decoder_width, depth=config.mae.decoder_depth,
       num_heads=config.mae.decoder_heads,
       mlp_dim=int(config.mae.decoder_width * config.mae.decoder_mlp_ratio),
-      patch_size=spec["patch_size"], dtype=dtype, remat=config.model.remat)
+      patch_size=spec["patch_size"], dtype=dtype, remat=config.model.remat,
+      attention_impl=impl)
   return encoder, decoder
 
 

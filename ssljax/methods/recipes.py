@@ -40,7 +40,7 @@ def mae_runlocal(c, embedded_data=True):
     embedded_digits(c)
   c.input.batch_size = 32
   c.input.num_threads = 2
-  c.model.variant = "mu/4"
+  c.model.variant, c.model.dtype, c.model.remat = "mu/4", "float32", "none"
   c.mae.decoder_width, c.mae.decoder_depth, c.mae.decoder_heads = 32, 1, 2
   c.total_epochs, c.total_steps = None, 4
   c.optim.warmup_epochs, c.optim.warmup_steps = None, 1
@@ -52,7 +52,8 @@ def mae_runlocal(c, embedded_data=True):
 
 
 def mae_imagenet(variant, arg):
-  """MAE pre-training on ImageNet-1k (TFDS `imagenet2012`, array_record) for a ViT `variant`."""
+  """MAE pre-training on ImageNet-1k (TFDS `imagenet2012`, array_record) for a ViT `variant`,
+  computed in bfloat16 (float32 parameters, optimizer state and loss); runlocal in float32."""
   arg = loading.parse_arg(arg, runlocal=False, epochs=800)
   c = sections.base_config()
   c.method = "mae"
@@ -62,6 +63,8 @@ def mae_imagenet(variant, arg):
   c.input.batch_size = 4096
   c.input.interpolation = "bicubic"  # RandomResizedCrop(interpolation=3) in the release
   c.model.variant = variant
+  # the paper trained in bfloat16 on TPUs; the release's GPU code in fp16 autocast
+  c.model.dtype = "bfloat16"
   c.mae = mae.default_config()
   c.total_epochs = arg.epochs
   c.optim.warmup_epochs = 40
@@ -102,6 +105,7 @@ def siamese_runlocal(c):
   embedded_digits(c)
   c.input.batch_size, c.input.num_threads = 32, 2
   c.model.variant, c.model.resnet_width, c.model.cifar_stem = "resnet18", 8, True
+  c.model.dtype = "float32"
   head = c[c.method]
   head.dim = 64
   if "hidden_dim" in head:
@@ -127,11 +131,12 @@ def siamese_imagenet(c, arg, *, batch_size, optimizer, blr, weight_decay, warmup
   without decay or trust-ratio scaling; "sgd"), lr = blr * batch / 256, warm-up then cosine,
   the common augmentation (crops 0.08-1, flip, color jitter p=0.8, grayscale p=0.2, blur),
   crops resized with `interpolation` (torchvision's default bilinear in the PyTorch releases;
-  the TensorFlow releases, SimCLR and BYOL, resize bicubic)."""
+  the TensorFlow releases, SimCLR and BYOL, resize bicubic); computed in bfloat16."""
   c.input.source, c.input.name = "tfds", "imagenet2012"
   c.input.image_size, c.input.batch_size = 224, batch_size
   c.input.interpolation = interpolation
   c.model.variant = "resnet50"
+  c.model.dtype = "bfloat16"  # accelerator compute; parameters, BN statistics and loss float32
   c.optim.name, c.optim.blr, c.optim.weight_decay = optimizer, blr, weight_decay
   c.optim.momentum = 0.9
   c.optim.warmup_epochs, c.optim.warmup_steps = warmup_epochs, None

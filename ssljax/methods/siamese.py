@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from ssljax.errors import ConfigError
-from ssljax.models import batch_norm, heads, resnet, vit
+from ssljax.models import attention, batch_norm, heads, resnet, vit
 
 PARTS = ("backbone", "projector", "predictor")
 
@@ -29,8 +29,12 @@ def build_backbone(config):
                             bn_running_var=config.model.bn_running_var,
                             bn_group_size=config.model.get("bn_group_size"),
                             conv_init=config.model.get("resnet_init", "torchvision"))
-  return vit.ViT(**vit.spec_from_config(config.model), dtype=dtype, remat=config.model.remat,
-                 weight_init=config.model.get("vit_init", "xavier"))
+  spec = vit.spec_from_config(config.model)
+  impl = config.model.get("attention_impl", "auto")
+  attention.require_runnable("model.attention_impl", impl, dtype,
+                             spec["width"] // spec["num_heads"])
+  return vit.ViT(**spec, dtype=dtype, remat=config.model.remat,
+                 weight_init=config.model.get("vit_init", "xavier"), attention_impl=impl)
 
 
 # The head switches of `build_network` and their defaults (the ssljax heads of the CIFAR

@@ -23,7 +23,8 @@ class ViTClassifier(nn.Module):
   pool: str = "avg"
   drop_path: float = 0.0
   dtype: Any = jnp.float32
-  remat: bool = False
+  remat: Any = "none"  # vit.REMAT_POLICIES
+  attention_impl: str = "auto"  # attention.IMPLS
   learned_pos_embed: bool = False  # train the position embedding (timm's ViT, MAE fine-tuning)
 
   @nn.compact
@@ -32,7 +33,8 @@ class ViTClassifier(nn.Module):
       raise ValueError(f"pool={self.pool!r} is unknown: use one of {', '.join(POOLS)}")
     encoder = vit.ViT(**self.spec, dtype=self.dtype, remat=self.remat,
                       drop_path=self.drop_path, final_norm=self.pool == "cls",
-                      learned_pos_embed=self.learned_pos_embed, name="encoder")
+                      learned_pos_embed=self.learned_pos_embed,
+                      attention_impl=self.attention_impl, name="encoder")
     tokens, _ = encoder(images, deterministic=not train)
     if self.pool == "avg":
       x = nn.LayerNorm(epsilon=1e-6, dtype=self.dtype, name="fc_norm")(tokens[:, 1:].mean(1))

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ssljax.models import posemb
+from ssljax.models import attention, posemb
 
 # name: (width, depth, heads, mlp_dim); "mu" is the tiny size for tests and CPU smoke runs.
 SIZES = {
@@ -120,6 +120,7 @@ class Attention(nn.Module):
   num_heads: int
   dtype: Any = jnp.float32
   qkv_init: Any = _dense_init
+  attention_impl: str = "auto"  # attention.IMPLS
 
   @nn.compact
   def __call__(self, x):
@@ -129,8 +130,7 @@ class Attention(nn.Module):
     head_dim = width // self.num_heads
     qkv = Linear(3 * width, self.dtype, self.qkv_init, name="qkv")(x)
     q, k, v = jnp.moveaxis(qkv.reshape(b, n, 3, self.num_heads, head_dim), 2, 0)
-    # softmax(q k^T / sqrt(d)) v; XLA picks a fused kernel where the backend has one
-    out = jax.nn.dot_product_attention(q, k, v).reshape(b, n, width)
+    out = attention.dot_product_attention(q, k, v, self.attention_impl).reshape(b, n, width)
     return Linear(width, self.dtype, name="proj")(out)
 
 
@@ -146,24 +146,47 @@ class Block(nn.Module):
   dtype: Any = jnp.float32
   drop_path: float = 0.0
   qkv_init: Any = _dense_init
+  attention_impl: str = "auto"
 
   @nn.compact
   def __call__(self, x, deterministic=True):
     norm = lambda name: nn.LayerNorm(epsilon=1e-6, dtype=self.dtype, name=name)
     # Dropout broadcast over tokens and channels drops a whole example's branch.
     drop = nn.Dropout(self.drop_path, broadcast_dims=(1, 2), deterministic=deterministic)
-    x = x + drop(Attention(self.num_heads, self.dtype, self.qkv_init, name="attn")(
-        norm("norm1")(x)))
+    attn = Attention(self.num_heads, self.dtype, self.qkv_init, self.attention_impl, name="attn")
+    x = x + drop(attn(norm("norm1")(x)))
     return x + drop(Mlp(self.mlp_dim, self.dtype, name="mlp")(norm("norm2")(x)))
 
 
+# Rematerialisation of each block in the backward pass: which activations the forward keeps
+# (the rest are recomputed from the block's input). `vit.Linear` multiplies on a 2-D view, so
+# its matmuls have no batch dims; attention's q k^T and its product with v do.
+#   none  keep every activation (fastest; the most memory)
+#   full  keep only each block's input; recompute the whole block (about one more forward)
+#   dots  keep the Linear outputs (qkv, proj, fc1, fc2); recompute LayerNorms, GELU, softmax
+#         and attention's batched matmuls, i.e. never keep the [B, heads, N, N] scores
+REMAT_POLICIES = {"none": None, "full": None,
+                  "dots": jax.checkpoint_policies.dots_with_no_batch_dims_saveable}
+
+
+def remat_policy_name(remat):
+  """`model.remat` -> a REMAT_POLICIES name; the old booleans: True = "full", False = "none"."""
+  if isinstance(remat, bool):
+    return "full" if remat else "none"
+  if remat not in REMAT_POLICIES:
+    raise ValueError(f"remat {remat!r} is unknown: use one of {', '.join(REMAT_POLICIES)}")
+  return remat
+
+
 def _block_stack(x, *, prefix, depth, num_heads, mlp_dim, dtype, remat, drop_path=0.0,
-                 deterministic=True, qkv_init=_dense_init):
+                 deterministic=True, qkv_init=_dense_init, attention_impl="auto"):
   """`depth` blocks; block i's drop-path rate rises linearly from 0 to `drop_path` (timm)."""
-  block_cls = nn.remat(Block, static_argnums=(2,)) if remat else Block
+  policy = remat_policy_name(remat)
+  block_cls = Block if policy == "none" else nn.remat(
+      Block, static_argnums=(2,), policy=REMAT_POLICIES[policy])
   for i in range(depth):
     rate = drop_path * i / max(depth - 1, 1)
-    x = block_cls(num_heads, mlp_dim, dtype, rate, qkv_init,
+    x = block_cls(num_heads, mlp_dim, dtype, rate, qkv_init, attention_impl,
                   name=f"{prefix}_{i}")(x, deterministic)
   return x
 
@@ -187,11 +210,12 @@ class ViT(nn.Module):
   mlp_dim: int
   patch_size: int
   dtype: Any = jnp.float32
-  remat: bool = False
+  remat: Any = "none"  # a REMAT_POLICIES name (or the old bool)
   drop_path: float = 0.0
   final_norm: bool = True
   learned_pos_embed: bool = False
   weight_init: str = "xavier"  # a name in INITS
+  attention_impl: str = "auto"  # attention.IMPLS
 
   @nn.compact
   def __call__(self, images, keep_indices=None, token_mask=None, deterministic=True):
@@ -227,7 +251,7 @@ class ViT(nn.Module):
     x = _block_stack(x, prefix="blocks", depth=self.depth, num_heads=self.num_heads,
                      mlp_dim=self.mlp_dim, dtype=self.dtype, remat=self.remat,
                      drop_path=self.drop_path, deterministic=deterministic,
-                     qkv_init=inits["qkv"])
+                     qkv_init=inits["qkv"], attention_impl=self.attention_impl)
     if self.final_norm:
       x = nn.LayerNorm(epsilon=1e-6, dtype=self.dtype, name="norm")(x)
     return x, {"cls": x[:, 0], "patch_mean": x[:, 1:].mean(axis=1)}
@@ -247,7 +271,8 @@ class MAEDecoder(nn.Module):
   patch_size: int
   channels: int = 3
   dtype: Any = jnp.float32
-  remat: bool = False
+  remat: Any = "none"
+  attention_impl: str = "auto"
 
   @nn.compact
   def __call__(self, tokens, restore_indices):
@@ -262,7 +287,8 @@ class MAEDecoder(nn.Module):
     patches = patches + jnp.asarray(posemb.sincos_2d(self.width, grid), x.dtype)
     x = jnp.concatenate([x[:, :1], patches], axis=1)  # the cls token's position embedding is 0
     x = _block_stack(x, prefix="decoder_blocks", depth=self.depth, num_heads=self.num_heads,
-                     mlp_dim=self.mlp_dim, dtype=self.dtype, remat=self.remat)
+                     mlp_dim=self.mlp_dim, dtype=self.dtype, remat=self.remat,
+                     attention_impl=self.attention_impl)
     x = nn.LayerNorm(epsilon=1e-6, dtype=self.dtype, name="decoder_norm")(x)
     pred = Linear(self.patch_size ** 2 * self.channels, self.dtype, name="decoder_pred")(x)
     return pred[:, 1:], {}

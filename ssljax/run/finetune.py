@@ -26,7 +26,7 @@ from ssljax.config import durations, loading, validation
 from ssljax.data import augment, mixup, pipeline, randaugment, random_erasing, sources
 from ssljax.errors import ConfigError
 from ssljax.evals import run_record, top1
-from ssljax.models import classifier
+from ssljax.models import attention, classifier
 from ssljax.run import layer_decay, optim
 from ssljax.run.plan import Plan
 from ssljax.runtime import pretrained, sharding
@@ -152,10 +152,13 @@ def plan(config, mesh):
   if size % spec["patch_size"]:
     raise ConfigError(f"input.image_size={size} is not divisible by the encoder's patch size "
                       f"{spec['patch_size']}: use a multiple of it")
+  impl = config.finetune.get("attention_impl", "auto")
+  attention.require_runnable("finetune.attention_impl", impl, config.finetune.dtype,
+                             spec["width"] // spec["num_heads"])
   model = classifier.ViTClassifier(spec, num_classes, pool=config.finetune.pool,
                                    drop_path=config.finetune.drop_path,
                                    dtype=jnp.dtype(config.finetune.dtype),
-                                   remat=config.finetune.remat,
+                                   remat=config.finetune.remat, attention_impl=impl,
                                    learned_pos_embed=config.finetune.learned_pos_embed)
   schedule = durations.schedule(config, len(train_source))
   base_tx, learning_rate = optim.make(config.optim, batch_size, schedule.total_steps,

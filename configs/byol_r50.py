@@ -20,6 +20,7 @@ Heads as the release: projector and predictor outputs without bias
 (`byol.projector_output_bias`, `byol.predictor_output_bias`), Linear layers initialised as
 Haiku's hk.Linear (`byol.head_init`); convolutions as hk.Conv2D's default, truncated normal
 1/sqrt(fan_in) not rescaled for the cut (`model.resnet_init`).
+Computes in bfloat16 (the release: float32, Haiku's default); state and loss float32.
 """
 from ssljax.config import loading, sections
 from ssljax.methods import byol, recipes

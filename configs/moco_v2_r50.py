@@ -16,6 +16,7 @@ imagenet2012 as array_record.
 Heads and BatchNorm as the release (torchvision's defaults): the head initialised as
 nn.Linear, BatchNorm running variances unbiased, the residual blocks' last BN scale at 1
 (`moco.head_init`, `model.bn_running_var`, `model.zero_init_residual`).
+Computes in bfloat16 (the release: float32); parameters, BN statistics and the loss float32.
 """
 from ssljax.config import loading, sections
 from ssljax.methods import moco, recipes

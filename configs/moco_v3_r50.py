@@ -16,6 +16,7 @@ ViT: configs/moco_v3_vitb.py.
 Heads and BatchNorm as the release: every Linear without bias (`moco.predictor_output_bias`),
 initialised as PyTorch's nn.Linear (`moco.head_init`), BatchNorm running variances unbiased
 (`model.bn_running_var`).
+Computes in bfloat16 (the release: fp16 autocast with a loss scaler); state and loss float32.
 """
 from ssljax.config import loading, sections
 from ssljax.methods import moco, recipes

@@ -15,6 +15,7 @@ accuracy: 76.7 (paper, Table 5). Needs TFDS imagenet2012 as array_record.
 Heads and BatchNorm as the release: every Linear without bias, the predictor's output
 through a BN without affine (`moco.predictor_last_bn`), initialised as PyTorch's nn.Linear
 (`moco.head_init`), BatchNorm running variances unbiased (`model.bn_running_var`).
+Computes in bfloat16 (the release: fp16 autocast with a loss scaler); state and loss float32.
 """
 from ssljax.config import loading, sections
 from ssljax.methods import moco, recipes

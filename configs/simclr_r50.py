@@ -18,6 +18,7 @@ biases, BN on every layer, the last with a scale and no shift (`simclr.projector
 the loss summed over the two views, twice the mean (`simclr.loss_reduction`). Convolutions
 initialised as Keras's VarianceScaling(): truncated normal with std 1/sqrt(fan_in)
 (`model.resnet_init`).
+Computes in bfloat16 (the release's precision is not audited here); state and loss float32.
 """
 from ssljax.config import loading, sections
 from ssljax.methods import recipes, simclr

@@ -13,6 +13,7 @@ Paper linear accuracy: 68.1 / 70.0 / 70.8 / 71.3 at 100 / 200 / 400 / 800 epochs
 
 Heads and BatchNorm as the release (PyTorch): every head Linear initialised as nn.Linear,
 BatchNorm running variances unbiased (`simsiam.head_init`, `model.bn_running_var`).
+Computes in bfloat16 (the release: float32); parameters, BN statistics and the loss float32.
 """
 from ssljax.config import loading, sections
 from ssljax.methods import recipes

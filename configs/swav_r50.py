@@ -16,6 +16,7 @@ Heads and BatchNorm as the release: the projector runs once on all crops, its BN
 crop (`swav.projector_over_all_crops`); head and prototypes initialised as PyTorch's nn.Linear
 (`swav.head_init`); BatchNorm running variances unbiased and the residual blocks' last BN
 scale at 1 (`model.bn_running_var`, `model.zero_init_residual`).
+Computes in bfloat16 (the release: fp16, apex AMP O1); state and loss float32.
 """
 from ssljax.config import loading, sections
 from ssljax.methods import recipes, swav

@@ -58,18 +58,27 @@ def jax_step_fn(config, batch_size):
   return run
 
 
-def torch_step_fn(config, batch_size):
+def torch_model(config):
+  """The PyTorch MAE of `config`'s encoder and decoder sizes (on the CPU, float32)."""
   spec = vit.spec_from_config(config.model)
-  model = torch_mae.MaskedAutoencoderViT(
+  return torch_mae.MaskedAutoencoderViT(
       img_size=config.input.image_size, patch_size=spec["patch_size"],
       embed_dim=spec["width"], depth=spec["depth"], num_heads=spec["num_heads"],
       decoder_embed_dim=config.mae.decoder_width, decoder_depth=config.mae.decoder_depth,
       decoder_num_heads=config.mae.decoder_heads, mlp_ratio=spec["mlp_dim"] / spec["width"],
       norm_pix_loss=config.mae.norm_pix_loss)
+
+
+def torch_step_fn(config, batch_size, model=None, device="cpu", autocast_dtype=None):
+  """Returns step() running one PyTorch MAE update of `model` (default: `torch_model`) on a
+  fixed batch on `device`."""
+  model = torch_model(config) if model is None else model
   step = torch_mae.make_train_step(model, lr=1e-4, weight_decay=config.optim.weight_decay,
                                    betas=(config.optim.b1, config.optim.b2),
-                                   mask_ratio=config.mae.mask_ratio)
-  images = torch.randn(batch_size, 3, config.input.image_size, config.input.image_size)
+                                   mask_ratio=config.mae.mask_ratio,
+                                   autocast_dtype=autocast_dtype)
+  images = torch.randn(batch_size, 3, config.input.image_size, config.input.image_size,
+                       device=device)
   return lambda: step(images)
 
 

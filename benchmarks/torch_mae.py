@@ -263,8 +263,12 @@ _NO_DECAY = ("cls_token", "mask_token", "pos_embed", "decoder_pos_embed")
 
 def make_train_step(model: MaskedAutoencoderViT, lr: float = 1e-4, weight_decay: float = 0.05,
                     betas: Tuple[float, float] = (0.9, 0.95),
-                    mask_ratio: float = 0.75) -> Callable[[torch.Tensor], float]:
+                    mask_ratio: float = 0.75,
+                    autocast_dtype: Optional[torch.dtype] = None) -> Callable[[torch.Tensor], float]:
     """Return `step(imgs [B, C, H, W]) -> float loss` doing one AdamW update.
+
+    autocast_dtype: run the forward pass (and so its backward) under `torch.autocast` in this
+    dtype (e.g. torch.bfloat16); parameters and optimizer state stay float32.
 
     Weight decay applies only to weights with ndim >= 2; biases, norms, position
     embeddings, cls and mask tokens are not decayed. Fixed (requires_grad=False)
@@ -282,7 +286,9 @@ def make_train_step(model: MaskedAutoencoderViT, lr: float = 1e-4, weight_decay:
     def step(imgs: torch.Tensor) -> float:
         model.train()
         opt.zero_grad(set_to_none=True)
-        loss, _, _ = model(imgs, mask_ratio=mask_ratio)
+        with torch.autocast(imgs.device.type, dtype=autocast_dtype,
+                            enabled=autocast_dtype is not None):
+            loss, _, _ = model(imgs, mask_ratio=mask_ratio)
         loss.backward()
         opt.step()
         return loss.item()

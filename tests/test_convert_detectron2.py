@@ -50,7 +50,8 @@ def _checkpoint(tmp_path, config):
       config, key, (1, size, size, 3)), jax.random.key(0))
   rng = np.random.default_rng(0)
   variables = jax.tree.map(lambda s: rng.normal(size=s.shape).astype(s.dtype), shapes)
-  checkpoints._write(tmp_path / "run" / "checkpoints" / "0", config, variables)  # pylint: disable=protected-access
+  # pylint: disable-next=protected-access  # the importer's writer, without a file to import
+  checkpoints._write(tmp_path / "run" / "checkpoints" / "0", config, variables)
   return str(tmp_path / "run"), variables
 
 

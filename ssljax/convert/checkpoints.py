@@ -235,7 +235,8 @@ def _write_detectron2(output, parts, layout):
   return len(model)
 
 
-def export_checkpoint(init_from, output, image_size=None, format="pth"):  # pylint: disable=redefined-builtin
+# pylint: disable-next=redefined-builtin  # `format` as the CLI flag is named
+def export_checkpoint(init_from, output, image_size=None, format="pth"):
   """Writes the pre-training checkpoint `init_from` at `output` in `format` (FORMATS): a
   PyTorch file, a Hugging Face save_pretrained directory (MAE) or a detectron2 `.pkl`
   backbone.

@@ -27,6 +27,8 @@ EXTRAS_REQUIRE = {
     "tf": ["tensorflow-cpu>=2.18"],
     # Reference peer for benchmarks and parity tests (CPU wheel; no timm).
     "torch": ["torch==2.13.0"],
+    # Hugging Face interop (ssljax.convert: ViTMAE directories) and its parity tests.
+    "hf": ["transformers>=5.0", "safetensors>=0.4"],
     # Object-store workdirs (runtime.storage): gs:// through gcsfs (epath's fsspec backend) and
     # google-cloud-storage (which orbax asks about the bucket); s3:// through s3fs.
     "gcs": ["gcsfs>=2024.2", "google-cloud-storage>=2.14"],

@@ -1,7 +1,9 @@
-"""`python -m ssljax.convert import|export ...`: PyTorch checkpoint interop (see the package).
+"""`python -m ssljax.convert import|export ...`: checkpoint interop (see the package).
 
   import  --config=CONFIG --source=FILE.pth --workdir=DIR   (config overrides: --config.a.b=v)
-  export  --init_from=WORKDIR|checkpoints/N --output=FILE.pth [--image_size=224]
+  import  --source=HF_DIR --workdir=DIR [--config=CONFIG]   (a save_pretrained ViTMAE directory)
+  export  --init_from=WORKDIR|checkpoints/N --output=FILE.pth|HF_DIR|FILE.pkl
+          [--format=pth|hf|detectron2] [--image_size=224]
 
 Bad input ends with one line naming the problem and the fix and exit status 2.
 """
@@ -15,17 +17,23 @@ from ssljax.errors import UserError
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "import: the ssljax config of the model the "
-                                "checkpoint holds (e.g. configs/mae_vitb.py).",
-                                lock_config=True)
-flags.DEFINE_string("source", None, "import: the PyTorch checkpoint (.pth).")
+                                "checkpoint holds (e.g. configs/mae_vitb.py); for a Hugging "
+                                "Face directory the recipe its config.json is applied to "
+                                "(default configs/mae_vitb.py).", lock_config=True)
+flags.DEFINE_string("source", None, "import: the PyTorch checkpoint (.pth) or a Hugging Face "
+                    "save_pretrained directory of a ViTMAEForPreTraining / ViTMAEModel.")
 flags.DEFINE_string("workdir", None, "import: a new directory for the ssljax checkpoint.")
 flags.DEFINE_string("init_from", None, "export: an ssljax pre-training workdir or checkpoint.")
-flags.DEFINE_string("output", None, "export: the PyTorch file to write.")
+flags.DEFINE_string("output", None, "export: the file (pth, detectron2) or directory (hf) to "
+                    "write.")
+flags.DEFINE_string("format", "pth", "export: pth (PyTorch, the official releases' layout), hf "
+                    "(a transformers ViTMAEForPreTraining directory) or detectron2 (the "
+                    "backbone as a .pkl).")
 flags.DEFINE_integer("image_size", None, "export: image size of the written position "
                      "embeddings (default: the run's).")
 flags.DEFINE_bool("verbose", False, "Show tracebacks for input errors.")
 
-_REQUIRED = {"import": ("config", "source", "workdir"), "export": ("init_from", "output")}
+_REQUIRED = {"import": ("source", "workdir"), "export": ("init_from", "output")}
 
 
 def _run(command):
@@ -36,6 +44,7 @@ def _run(command):
     lines = [f"ssljax.convert: {summary['loaded']} arrays from {summary['source']} -> "
              f"{summary['checkpoint']}",
              f"  use it with --config.init_from={FLAGS.workdir}"]
+    lines += [f"  config: {change}" for change in summary["config_changes"]]
     for part in summary["random_init"]:
       lines.append(f"  {part}: not in the file, left at random init")
     if summary["ignored"]:
@@ -43,7 +52,8 @@ def _run(command):
       more = f" and {len(summary['ignored']) - 6} more" if len(summary["ignored"]) > 6 else ""
       lines.append(f"  ignored keys: {shown}{more}")
     return "\n".join(lines)
-  summary = checkpoints.export_checkpoint(FLAGS.init_from, FLAGS.output, FLAGS.image_size)
+  summary = checkpoints.export_checkpoint(FLAGS.init_from, FLAGS.output, FLAGS.image_size,
+                                          FLAGS.format)
   return (f"ssljax.convert: {summary['keys']} tensors from {summary['step_dir']} -> "
           f"{summary['output']}")
 

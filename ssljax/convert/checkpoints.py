@@ -1,4 +1,5 @@
-"""`import_file`: a PyTorch checkpoint -> an ssljax checkpoint; `export_checkpoint`: back.
+"""`import_file`: a PyTorch checkpoint or a Hugging Face MAE directory -> an ssljax checkpoint;
+`export_checkpoint`: back, as a PyTorch file, a Hugging Face directory or a detectron2 backbone.
 
 Which parts of a method's variables have a PyTorch layout (`model_parts`):
   mae      encoder (required) and decoder (optional: the official `mae_pretrain_vit_*.pth`
@@ -17,6 +18,14 @@ row in its first half: such a ViT's residual-stream channels are rolled by D/2 o
 (`pos_embed_order`), so it computes with ssljax's table what it computed with its own (features
 with their halves exchanged). Export writes ssljax's embedding for the run's grid, or for
 `image_size`, with the parameters as they are.
+
+Hugging Face (`hf_layout`, `hf_config`, `hf_files`): a `save_pretrained` directory of a
+`ViTMAEForPreTraining` / `ViTMAEModel` is renamed to the release's timm layout and imported as
+above; its config.json sets the model, decoder, mask and image fields of the ssljax config
+(`--config`, default configs/mae_vitb.py). HF's stored `position_embeddings` are the release's
+column-first table (transformers 5 builds [sin_h, cos_h, sin_w, cos_w] and swaps the halves to
+keep it), checked like a `.pth`'s. detectron2 (`detectron2`): the backbone (ResNet or ViT
+encoder) as the `.pkl` its checkpointer loads.
 """
 import json
 import os
@@ -26,13 +35,16 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from ssljax import methods
-from ssljax.config import validation
+from ssljax.config import loading, validation
 from ssljax.runtime import checkpoint, pretrained, storage
-from ssljax.convert import layouts, pos_embed_order, state_dicts, torch_files
+from ssljax.convert import (detectron2, hf_config, hf_files, hf_layout, layouts, pos_embed_order,
+                            state_dicts, torch_files)
 from ssljax.errors import UserError
 from ssljax.models import posemb, vit
 
 LAYOUT_KEYS = {"vit": layouts.vit_key, "resnet": layouts.resnet_key}
+FORMATS = ("pth", "hf", "detectron2")
+HF_BASE_CONFIG = "mae_vitb"  # the recipe an HF model's config.json is applied to by default
 
 
 def model_parts(config):
@@ -79,11 +91,31 @@ def _part(variables, name):
           if isinstance(tree, dict) and name in tree}
 
 
-def _fresh_variables(config):
+def _fresh_variables(config, shapes_only=False):
+  """The method's initial variables as numpy arrays; `shapes_only`: zeros of their shapes (no
+  compilation), for a file that fills every one of them."""
   method = methods.get(config.method)
   size = config.input.image_size
-  variables = method.init(config, jax.random.key(config.seed), (1, size, size, 3))
-  return jax.tree.map(np.asarray, jax.device_get(variables))
+  init = lambda key: method.init(config, key, (1, size, size, 3))
+  if shapes_only:
+    shapes = jax.eval_shape(init, jax.random.key(config.seed))
+    return jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes)
+  # One compiled init: run op by op, even a tiny model's init compiles for seconds on CPU.
+  return jax.tree.map(np.asarray, jax.device_get(jax.jit(init)(jax.random.key(config.seed))))
+
+
+def _fill_the_rest(config, variables, loaded_parts):
+  """Sets every variable outside `loaded_parts` to its initial value (in place)."""
+  fresh = None
+  for collection, tree in variables.items():
+    for name in list(tree) if isinstance(tree, dict) else [None]:
+      if name in loaded_parts:
+        continue
+      fresh = fresh or _fresh_variables(config)
+      if name is None:  # a collection that is one array
+        variables[collection] = fresh[collection]
+      else:
+        variables[collection][name] = fresh[collection][name]
 
 
 def _describe_model(config):
@@ -96,19 +128,43 @@ def _describe_model(config):
   return text + methods.get(config.method).describe_model(config)
 
 
-def import_file(source, config, workdir):
-  """Writes `workdir/checkpoints/0` with the weights of `source` in `config`'s model.
+def _read_hf(source, config):
+  """(timm state dict, HF keys with no timm name, `config` with config.json's fields set,
+  [config changes and notes])."""
+  hf, hf_state_dict = hf_files.read(source)
+  fields, notes = hf_config.to_ssljax(source, hf)
+  config = loading.load(HF_BASE_CONFIG) if config is None else config
+  before = config.to_dict()
+  for field, value in fields.items():
+    loading.set_field(config, field, value)
+  state_dict, unknown = hf_layout.hf_to_timm(hf_state_dict)
+  return state_dict, unknown, config, loading.changed_fields(before, config.to_dict()) + notes
 
-  Returns {"checkpoint", "loaded" (arrays read), "random_init" (parts), "ignored" (keys)}.
+
+def import_file(source, config, workdir):
+  """Writes `workdir/checkpoints/0` with the weights of `source` (a PyTorch file, or a Hugging
+  Face directory, whose config.json overrides `config`'s model fields; `config` None: the
+  mae_vitb recipe) in `config`'s model.
+
+  Returns {"checkpoint", "loaded" (arrays read), "random_init" (parts), "ignored" (keys),
+  "config_changes" (lines: the fields an HF config.json set, and notes)}.
   """
+  if hf_files.is_hf_directory(source):
+    state_dict, other_parts, config, config_changes = _read_hf(source, config)
+  elif config is None:
+    raise UserError(f"--source={source} is no Hugging Face directory (no config.json): for a "
+                    "PyTorch file pass the --config of the model it holds (e.g. "
+                    "configs/mae_vitb.py)")
+  else:
+    state_dict, other_parts = torch_files.read(source)
+    config_changes = []
   validation.validate(config)
   methods.get(config.method).validate(config)
   parts = model_parts(config)
   checkpoints_dir = storage.path(checkpoint.directory_of(workdir))
   if checkpoints_dir.exists():
     raise UserError(f"--workdir={workdir} already holds checkpoints: pass a new --workdir")
-  state_dict, other_parts = torch_files.read(source)
-  variables = _fresh_variables(config)
+  variables = _fresh_variables(config, shapes_only=True)
   used, random_init = set(), []
   for name, key_fn, required in parts:
     loaded = state_dicts.from_state_dict(state_dict, _part(variables, name), key_fn)
@@ -134,12 +190,14 @@ def import_file(source, config, workdir):
         variables["params"][name] = pos_embed_order.row_first_to_column_first(
             variables["params"][name])
       used.add(pos_key)
+  _fill_the_rest(config, variables, {name for name, _, _ in parts if name not in random_init})
   ignored = sorted(k for k in list(state_dict) + other_parts
                    if k not in used and not k.endswith("num_batches_tracked"))
   step_dir = checkpoints_dir / "0"
   _write(step_dir, config, variables)
   summary = {"checkpoint": os.fspath(step_dir), "source": os.path.abspath(source),
-             "loaded": len(used), "random_init": random_init, "ignored": ignored}
+             "loaded": len(used), "random_init": random_init, "ignored": ignored,
+             "config_changes": config_changes}
   storage.write_atomic(storage.join(workdir, "imported_from.json"), json.dumps(summary, indent=1))
   return summary
 
@@ -158,12 +216,36 @@ def _write(step_dir, config, variables):
     writer.save(step_dir / "config", {"config": config.to_json()})
 
 
-def export_checkpoint(init_from, output, image_size=None):
-  """Writes the pre-training checkpoint `init_from` as a PyTorch file at `output`.
+def _write_hf(output, config, state_dict, image_size):
+  if config.method != "mae":
+    raise UserError(f"--format=hf writes a ViTMAEForPreTraining: init_from must be an MAE run, "
+                    f"not {config.method!r} (use --format=pth or detectron2)")
+  hf_state_dict = hf_layout.timm_to_hf(state_dict)
+  hf_files.write(output, hf_config.from_ssljax(config, image_size), hf_state_dict)
+  return len(hf_state_dict)
+
+
+def _write_detectron2(output, parts, layout):
+  """The backbone: the method's first part (MAE's encoder, the Siamese methods' backbone)."""
+  backbone = next(iter(parts))
+  convert = (detectron2.resnet_state_dict if layout[backbone] is layouts.resnet_key
+             else detectron2.vit_state_dict)
+  model = convert(parts[backbone])
+  detectron2.write(output, model)
+  return len(model)
+
+
+# pylint: disable-next=redefined-builtin  # `format` as the CLI flag is named
+def export_checkpoint(init_from, output, image_size=None, format="pth"):
+  """Writes the pre-training checkpoint `init_from` at `output` in `format` (FORMATS): a
+  PyTorch file, a Hugging Face save_pretrained directory (MAE) or a detectron2 `.pkl`
+  backbone.
 
   `image_size` sets the grid of the written position embeddings (default: the run's).
   Returns {"output", "keys", "step_dir"}.
   """
+  if format not in FORMATS:
+    raise UserError(f"--format={format} is unknown: use one of {', '.join(FORMATS)}")
   device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
   config, variables, step_dir = pretrained.load(init_from, device)
   if "method" not in config:
@@ -172,15 +254,23 @@ def export_checkpoint(init_from, output, image_size=None):
   variables = jax.tree.map(np.asarray, jax.device_get(variables))
   patch_size = vit.spec_from_config(config.model)["patch_size"] \
       if not config.model.variant.startswith("resnet") else None
-  grid = (image_size or config.input.image_size) // patch_size if patch_size else None
-  state_dict = {}
+  image_size = image_size or config.input.image_size
+  parts, layout = {}, {}  # part name -> its state dict, its key function
   for name, key_fn, _ in model_parts(config):
     part = _part(variables, name)
-    state_dict.update(state_dicts.to_state_dict(part, key_fn))
+    parts[name], layout[name] = state_dicts.to_state_dict(part, key_fn), key_fn
     if key_fn is layouts.vit_key:
       token = part["params"].get("cls_token", part["params"].get("mask_token"))
-      state_dict[_pos_embed_key(name)] = fixed_pos_embed(token.shape[-1], grid)
-  for key in [k for k in state_dict if k.endswith(".running_mean")]:
-    state_dict[key.replace("running_mean", "num_batches_tracked")] = np.zeros((), np.int64)
-  torch_files.write(output, state_dict, methods.get(config.method).torch_wrapper_key)
-  return {"output": os.path.abspath(output), "keys": len(state_dict), "step_dir": step_dir}
+      parts[name][_pos_embed_key(name)] = fixed_pos_embed(token.shape[-1],
+                                                          image_size // patch_size)
+  state_dict = {k: v for part in parts.values() for k, v in part.items()}
+  if format == "hf":
+    keys = _write_hf(output, config, state_dict, image_size)
+  elif format == "detectron2":
+    keys = _write_detectron2(output, parts, layout)
+  else:
+    for key in [k for k in state_dict if k.endswith(".running_mean")]:
+      state_dict[key.replace("running_mean", "num_batches_tracked")] = np.zeros((), np.int64)
+    torch_files.write(output, state_dict, methods.get(config.method).torch_wrapper_key)
+    keys = len(state_dict)
+  return {"output": os.path.abspath(output), "keys": keys, "step_dir": step_dir}

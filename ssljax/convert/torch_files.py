@@ -16,7 +16,7 @@ WRAPPER_KEYS = ("model", "state_dict")
 ENCODER_PREFIXES = ("encoder.", "encoder_q.", "base_encoder.", "backbone.")
 
 
-def _torch():
+def torch_module():
   try:
     import torch  # pylint: disable=g-import-not-at-top
   except ImportError:
@@ -41,7 +41,7 @@ def _strip_prefixes(state_dict):
 def read(path):
   """A .pth file -> ({key: numpy array} of the encoder, unwrapped ("model"/"state_dict") and
   de-prefixed; the keys of the method's other parts, left out)."""
-  torch = _torch()
+  torch = torch_module()
   if not os.path.isfile(path):
     raise UserError(f"--source={path} does not exist: pass a PyTorch checkpoint file (.pth)")
   try:
@@ -64,7 +64,7 @@ def read(path):
 
 def write(path, state_dict, wrapper_key=None):
   """Saves {key: numpy array} as torch tensors, under `wrapper_key` if given."""
-  torch = _torch()
+  torch = torch_module()
   tensors = {k: torch.from_numpy(np.array(v)) for k, v in state_dict.items()}  # owned copies
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   torch.save({wrapper_key: tensors} if wrapper_key else tensors, path)

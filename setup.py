@@ -33,6 +33,8 @@ EXTRAS_REQUIRE = {
     # google-cloud-storage (which orbax asks about the bucket); s3:// through s3fs.
     "gcs": ["gcsfs>=2024.2", "google-cloud-storage>=2.14"],
     "s3": ["s3fs>=2024.2"],
+    # Weights & Biases runs beside TensorBoard (`config.wandb`, runtime.wandb_writer).
+    "wandb": ["wandb>=0.19"],
 }
 
 setuptools.setup(

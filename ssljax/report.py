@@ -9,6 +9,11 @@ Pre-training runs (a `metrics.jsonl` with a loss) become curves: loss, kNN top-1
 collapse monitors (`*_std`) against the step; fine-tuning runs add their test top-1 curves.
 Writes `OUT/report.md` and `OUT/curves.png`; prints the table. A resumed run's repeated steps
 appear once (`metrics.curve`); a damaged results.json is skipped with a warning.
+
+  python -m ssljax.report pictures --init_from=WORKDIR --out=DIR
+
+draws what one pre-trained encoder learned (t-SNE, retrieval, ViT attention:
+`ssljax.evals.draw_pictures`).
 """
 import argparse
 import json
@@ -141,6 +146,10 @@ def plot_curves(curves, path):
 
 
 def main(argv=None):
+  argv = sys.argv[1:] if argv is None else argv
+  if argv[:1] == ["pictures"]:
+    from ssljax.evals import draw_pictures  # pylint: disable=g-import-not-at-top  # methods, models
+    return draw_pictures.main(argv[1:])
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("runs", nargs="+", help="run directories (workdirs)")
   parser.add_argument("--out", required=True, help="directory for report.md and curves.png")

@@ -56,6 +56,13 @@ def profile_config():
   return ml_collections.ConfigDict(dict(steps=0, after_steps=10))
 
 
+def wandb_config():
+  """`config.wandb`: a Weights & Biases run beside TensorBoard and metrics.jsonl
+  (`runtime.wandb_writer`), off while `project` is "". entity "": the account's default; name
+  "": the workdir's basename; tags (): the method (or protocol), model variant and dataset."""
+  return ml_collections.ConfigDict(dict(project="", entity="", name="", tags=()))
+
+
 def base_config():
   """Trainer fields every recipe has; recipes fill in method, model, input and durations."""
   c = ml_collections.ConfigDict()
@@ -76,6 +83,7 @@ def base_config():
   # Gradient accumulation: the batch runs as this many micro-batches, one update (less memory).
   c.grad_accum_steps = 1
   c.profile = profile_config()
+  c.wandb = wandb_config()
 
   c.input = input_config()
 
@@ -178,6 +186,7 @@ def _evaluation_run_config(protocol):
   # baseline, encoder_config changed): an error unless this is True.
   c.resume_with_changed_encoder = False
   c.profile = profile_config()
+  c.wandb = wandb_config()
 
   c.input = input_config()
   c.input.image_size = 32  # pixels/pca baselines; an encoder uses its own pre-training size

@@ -44,6 +44,7 @@ def validate(config):
                       f"{', '.join(MODEL_DTYPES)}")
   _check_grad_accum(config)
   _check_profile(config)
+  _check_wandb(config)
   _check_vit_compute("model", config.model)
   if config.model.get("vit_init", "xavier") not in VIT_INITS:
     raise ConfigError(f"model.vit_init={config.model.vit_init!r} is unknown: use one of "
@@ -77,6 +78,18 @@ def _check_profile(config):
     if not isinstance(value, int) or value < 0:
       raise ConfigError(f"profile.{field}={value!r} is invalid: use an integer >= 0 (profile."
                         "steps=0 traces nothing)")
+
+
+def _check_wandb(config):
+  c = config.get("wandb") or {}
+  for field in ("project", "entity", "name"):
+    if not isinstance(c.get(field, ""), str):
+      raise ConfigError(f"wandb.{field}={c[field]!r} is invalid: use a string (wandb.project='' "
+                        "runs without W&B)")
+  tags = c.get("tags", ())
+  if isinstance(tags, str) or not all(isinstance(t, str) and 0 < len(t) <= 64 for t in tags):
+    raise ConfigError(f"wandb.tags={tags!r} is invalid: use a tuple of strings of 1 to 64 "
+                      "characters, e.g. ('mae', 'cifar10')")
 
 
 def _check_crop_scale(name, scale):
@@ -179,6 +192,7 @@ def _validate_finetune(config):
       raise ConfigError(f"finetune.{field}={f[field]!r} is invalid: use {fix}")
   _check_grad_accum(config)
   _check_profile(config)
+  _check_wandb(config)
   accum = config.get("grad_accum_steps", 1)
   group = f.get("mixup_group_size")
   if group is not None and (group < 1 or (config.input.batch_size // accum) % group):
@@ -216,6 +230,7 @@ def validate_probe(config):
                       f"{', '.join(PROBE_HEAD_INITS)}")
   _check_grad_accum(config)
   _check_profile(config)
+  _check_wandb(config)
   group = section_config.get("bn_group_size")
   if group is not None and section_config.head_norm:
     micro = config.input.batch_size // config.get("grad_accum_steps", 1)

@@ -116,7 +116,7 @@ def _train(run_type, config, workdir, devices, watch, release):
   """Setup to the last step and its evaluations; (summary so far, state, plan, last step's
   metrics). What it opens is closed by `release` (an ExitStack) however it ends."""
   # ----------------------------------------------------------------- setup
-  writer = metrics.Writer(workdir)
+  writer = metrics.Writer(workdir, config=config)
   release.callback(writer.close)
 
   # ----------------------------------------------------------------- mesh

@@ -2,7 +2,8 @@
 
 TensorBoard events are the `tensorboard` package's protos in its record format (clu's writers
 import TensorFlow), written like every workdir file through `runtime.storage`, so a gs://
-workdir works. Only process 0 writes.
+workdir works. Only process 0 writes. `Writer` also feeds a Weights & Biases run where
+`config.wandb.project` is set (`runtime.wandb_writer`).
 """
 import contextlib
 import io
@@ -21,7 +22,7 @@ from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.summary.writer.record_writer import RecordWriter
 
 from ssljax.errors import UserError
-from ssljax.runtime import storage
+from ssljax.runtime import storage, wandb_writer
 
 
 def png_bytes(image):
@@ -65,9 +66,10 @@ class EventFile:
 
 
 class Writer:
-  """Scalars to `workdir/metrics.jsonl` and TensorBoard; images to TensorBoard and PNG files."""
+  """Scalars to `workdir/metrics.jsonl` and TensorBoard; images to TensorBoard and PNG files;
+  both to W&B too where `config.wandb.project` is set."""
 
-  def __init__(self, workdir, enabled=None):
+  def __init__(self, workdir, enabled=None, config=None):
     self.enabled = jax.process_index() == 0 if enabled is None else enabled
     self.jsonl_path = storage.join(workdir, "metrics.jsonl")
     self.tensorboard_dir = storage.join(workdir, "tensorboard")
@@ -78,6 +80,8 @@ class Writer:
         self._jsonl = storage.AppendFile(self.jsonl_path)
         if not self._jsonl.ends_with_newline():
           self._jsonl.write("\n")  # a kill mid-line left a partial record: start a new line
+    wandb_on = self.enabled and config is not None and (config.get("wandb") or {}).get("project")
+    self._mirrors = [wandb_writer.WandbWriter(config, workdir)] if wandb_on else []
 
   def _append(self, row):
     with _reporting_write_errors(self.jsonl_path):
@@ -98,6 +102,8 @@ class Writer:
     summary = Summary(value=[Summary.Value(tag=k, simple_value=v) for k, v in values.items()])
     with _reporting_write_errors(self.tensorboard_dir):
       self._events.add(Event(wall_time=time.time(), step=int(step), summary=summary))
+    for mirror in self._mirrors:
+      mirror.scalars(step, values)
 
   def image(self, step, name, image):
     """Writes uint8 [H, W, 3] `image`; returns the PNG path (None on other processes)."""
@@ -111,11 +117,15 @@ class Writer:
     with _reporting_write_errors(path):
       self._events.add(Event(wall_time=time.time(), step=int(step), summary=summary))
       storage.write_atomic(path, data)
+    for mirror in self._mirrors:
+      mirror.image(step, name, image)
     return path
 
   def close(self):
     """Closes the files; every row is already flushed, so a failure here (the disk that
     stopped a write) loses nothing and does not hide the error being reported."""
+    for mirror in self._mirrors:
+      mirror.close()
     if self.enabled:
       for f in (self._events, self._jsonl):
         try:

@@ -216,10 +216,13 @@ def _write(step_dir, config, variables):
     writer.save(step_dir / "config", {"config": config.to_json()})
 
 
-def _write_hf(output, config, state_dict, image_size):
-  if config.method != "mae":
-    raise UserError(f"--format=hf writes a ViTMAEForPreTraining: init_from must be an MAE run, "
-                    f"not {config.method!r} (use --format=pth or detectron2)")
+def _write_hf(output, config, layout, state_dict, image_size):
+  """A ViTMAEForPreTraining: a ViT encoder and a ViT decoder (the method's parts)."""
+  if set(layout) != {"encoder", "decoder"} or any(
+      key_fn is not layouts.vit_key for key_fn in layout.values()):
+    raise UserError(f"--format=hf writes a ViTMAEForPreTraining: init_from must be an MAE run "
+                    f"(a ViT encoder and decoder), not {config.method!r} (use --format=pth or "
+                    "detectron2)")
   hf_state_dict = hf_layout.timm_to_hf(state_dict)
   hf_files.write(output, hf_config.from_ssljax(config, image_size), hf_state_dict)
   return len(hf_state_dict)
@@ -265,7 +268,7 @@ def export_checkpoint(init_from, output, image_size=None, format="pth"):
                                                           image_size // patch_size)
   state_dict = {k: v for part in parts.values() for k, v in part.items()}
   if format == "hf":
-    keys = _write_hf(output, config, state_dict, image_size)
+    keys = _write_hf(output, config, layout, state_dict, image_size)
   elif format == "detectron2":
     keys = _write_detectron2(output, parts, layout)
   else:

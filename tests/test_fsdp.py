@@ -48,7 +48,10 @@ def test_state_arrays_are_split_over_fsdp_along_their_largest_divisible_dimensio
     sharding.make_mesh(fsdp=3)
 
 
-@pytest.mark.parametrize("name", ["demo", pytest.param("simclr_cifar10", marks=pytest.mark.slow)])
+# Slow: the default suite's test_an_fsdp_checkpoint_resumes_under_pure_data_parallelism already
+# matches pure data parallelism's losses to an FSDP run's (steps 4-6).
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["demo", "simclr_cifar10"])
 def test_fsdp_gives_the_losses_of_pure_data_parallelism(name, tmp_path):
   run_types.run(_config(name, 1), str(tmp_path / "dp"))
   run_types.run(_config(name, 4), str(tmp_path / "fsdp"))

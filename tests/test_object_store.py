@@ -16,6 +16,7 @@ import pytest
 
 from conftest import load_config
 from ssljax.errors import UserError
+from ssljax.methods import mae
 from ssljax.run import loop, run_types
 from ssljax.runtime import metrics, storage, workdir_lock
 
@@ -83,8 +84,14 @@ def test_a_gs_workdir_holds_every_file_of_the_run_and_nothing_is_written_locally
   run = fake_gcs / "bucket" / "run"
   files = _files(run)
   assert summary["workdir"] == "gs://bucket/run"
-  assert sorted({r["step"] for r in metrics.read_jsonl("gs://bucket/run/metrics.jsonl")
-                 if "loss" in r}) == [1, 2, 3, 4, 5, 6]
+  records = metrics.read_jsonl("gs://bucket/run/metrics.jsonl")
+  assert sorted({r["step"] for r in records if "loss" in r}) == [1, 2, 3, 4, 5, 6]
+  assert any("learning_rate" in r and "grad_norm" in r for r in records)
+  # achieved model TFLOP/s = img/s x the method's analytic FLOPs (no MFU: CPUs have no peak)
+  rated = [r for r in records if "img_per_s" in r]
+  assert rated and all(r["tflops_per_s"] == pytest.approx(
+      r["img_per_s"] * mae.flops_per_example(config) / 1e12) and "mfu" not in r for r in rated)
+  assert 0.0 <= summary["evals"]["knn/top1_k20_t0.07"] <= 1.0
   assert {f.split("/")[1] for f in files if f.startswith("checkpoints/")} >= {"3", "6"}
   events = [f for f in files if f.startswith("tensorboard/events.out.tfevents")]
   assert len(events) == 1

@@ -75,7 +75,10 @@ def _image_folder(root):
   return root
 
 
-@pytest.mark.parametrize("when", ["pre-training start-up", "kNN evaluation", "Ctrl-C mid-run"])
+# Ctrl-C mid-run is slow: it saves through the same stop notice as SIGTERM mid-run, which
+# tests/test_run_guarantees.py covers in the default suite.
+@pytest.mark.parametrize("when", ["pre-training start-up", "kNN evaluation",
+                                  pytest.param("Ctrl-C mid-run", marks=pytest.mark.slow)])
 def test_a_stop_notice_outside_the_steps_exits_at_once_and_ctrl_c_saves(
     when, pretrained_workdir, tmp_path):
   """SIGTERM during start-up (before any step: data, init, restore, compile) or during an

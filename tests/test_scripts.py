@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 from PIL import Image
+import pytest
 
 from conftest import REPO, load_config
 
@@ -13,6 +14,7 @@ sys.path.insert(0, os.path.join(REPO, "scripts"))
 import augmented_pairs  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
+@pytest.mark.slow  # the script's CLI; its content is the default suite's test below
 def test_augmented_pairs_writes_a_png_grid_with_a_row_per_image(tmp_path):
   out = tmp_path / "views.png"
   env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}

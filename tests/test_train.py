@@ -16,6 +16,7 @@ def _losses(workdir):
           if "loss" in r}
 
 
+@pytest.mark.slow  # the default suite's tests/test_object_store.py checks the same on a gs:// workdir
 def test_runlocal_writes_metrics_checkpoints_and_figure(tmp_path):
   config = load_config("mae_vitl", "runlocal")
   summary = run_types.run(config, str(tmp_path))

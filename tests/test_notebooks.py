@@ -51,6 +51,7 @@ def test_mae_visualize_from_a_run_trained_in_the_notebook(tmp_path, monkeypatch)
   assert os.path.getsize(tmp_path / "mae_masking_ratios.png") > 10_000
 
 
+@pytest.mark.slow  # the import it runs is tests/test_convert.py's; the quickstart notebook stays
 def test_mae_visualize_from_a_pytorch_file(pretrained_workdir, tmp_path, monkeypatch):
   pytest.importorskip("torch", reason="the torch extra is not installed")
   from ssljax.convert import checkpoints  # pylint: disable=g-import-not-at-top

@@ -275,7 +275,7 @@ def test_swav_imagenet_freezes_the_prototypes_for_the_releases_313_iterations():
 # The training tests of BYOL, MoCo and SwAV (these, the momentum-target, queue-resume and
 # prototype tests) are slow; their pieces (EMA, queue, Sinkhorn) have fast tests above.
 SLOW_LOSS_CHECKS = ("moco_v3_r50", "byol_cifar10", "swav_cifar10", "moco_v2_cifar10",
-                    "moco_v3_vitb")
+                    "moco_v3_vitb", "simclr_cifar10")
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow)

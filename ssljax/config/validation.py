@@ -42,9 +42,7 @@ def validate(config):
   if config.model.dtype not in MODEL_DTYPES:
     raise ConfigError(f"model.dtype={config.model.dtype!r} is unknown: use one of "
                       f"{', '.join(MODEL_DTYPES)}")
-  _check_grad_accum(config)
-  _check_profile(config)
-  _check_wandb(config)
+  _check_run_fields(config)
   _check_vit_compute("model", config.model)
   if config.model.get("vit_init", "xavier") not in VIT_INITS:
     raise ConfigError(f"model.vit_init={config.model.vit_init!r} is unknown: use one of "
@@ -64,6 +62,13 @@ def validate(config):
   for name, eval_config in config.get("evals", {}).items():
     if "k" in eval_config and "temperatures" in eval_config:
       _check_knn(f"evals.{name}", eval_config)
+
+
+def _check_run_fields(config):
+  """The fields every run type has: gradient accumulation, profiling, W&B."""
+  _check_grad_accum(config)
+  _check_profile(config)
+  _check_wandb(config)
 
 
 def _check_grad_accum(config):
@@ -190,9 +195,7 @@ def _validate_finetune(config):
   for field, ok, fix in checks:
     if not ok:
       raise ConfigError(f"finetune.{field}={f[field]!r} is invalid: use {fix}")
-  _check_grad_accum(config)
-  _check_profile(config)
-  _check_wandb(config)
+  _check_run_fields(config)
   accum = config.get("grad_accum_steps", 1)
   group = f.get("mixup_group_size")
   if group is not None and (group < 1 or (config.input.batch_size // accum) % group):
@@ -228,9 +231,7 @@ def validate_probe(config):
   if head_init is not None and head_init not in PROBE_HEAD_INITS:
     raise ConfigError(f"probe.head_init={head_init!r} is unknown: use one of "
                       f"{', '.join(PROBE_HEAD_INITS)}")
-  _check_grad_accum(config)
-  _check_profile(config)
-  _check_wandb(config)
+  _check_run_fields(config)
   group = section_config.get("bn_group_size")
   if group is not None and section_config.head_norm:
     micro = config.input.batch_size // config.get("grad_accum_steps", 1)

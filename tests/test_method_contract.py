@@ -5,10 +5,14 @@ import ast
 import os
 import types
 
+import jax
+import numpy as np
 import pytest
 
-from conftest import REPO
+from conftest import REPO, load_config
 from ssljax import methods
+from ssljax.run import pretrain
+from ssljax.runtime import sharding
 from ssljax.methods import contract
 
 
@@ -61,7 +65,26 @@ def test_hooks_a_module_leaves_out_get_their_defaults():
   assert method.validate(None) is None and method.flops_per_example(None) == 0
   assert method.reconstruct is None and method.finetune_encoder is None
   assert method.torch_parts is None and method.sharded_state == ()
+  assert method.fit_state is None
   assert methods.get("moco").sharded_state == ("queue",)
+
+
+def test_fit_state_is_added_to_the_initial_state_of_a_pre_training_run(monkeypatch):
+  """The hook sees the training split; what it returns is model state of the run's init."""
+  mae = methods.module("mae")
+  fit = lambda config, source: {"fitted": {"count": np.int32(len(source)),
+                                           "first_label": np.int32(source[0]["label"])}}
+  module = _fake_method(fit_state=fit)
+  module.init, module.loss, module.encode = mae.init, mae.loss, mae.encode
+  module.reconstruct = mae.reconstruct
+  monkeypatch.setattr(pretrain.methods, "get", lambda name: contract.bind(name, module))
+  config = load_config("demo", "runlocal")
+  plan = pretrain.plan(config, sharding.make_mesh())
+  params, model_state = jax.jit(plan.init)(jax.random.key(0))
+  assert int(model_state["fitted"]["count"]) == len(plan.source)
+  assert int(model_state["fitted"]["first_label"]) == plan.source[0]["label"]
+  shapes = jax.eval_shape(lambda key: mae.init(config, key, (1, 32, 32, 3)), jax.random.key(0))
+  assert set(params) == set(shapes["params"])
 
 
 def _string_constants(path):

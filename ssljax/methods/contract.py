@@ -73,6 +73,11 @@ class Method:
   describe_model: Callable = _no_description
   # model_state leaves sharded over the batch axis rather than replicated (MoCo's queue).
   sharded_state: tuple = ()
+  # (config, source) -> {collection: numpy pytree}: model state fitted on, or sized by, the
+  # training split (a host-side data source), added to the initial variables. It is model state,
+  # so it is checkpointed and a resumed run keeps the values it started with. Keep it cheap
+  # (a bounded sample): a resumed run computes it again before the checkpoint replaces it.
+  fit_state: Optional[Callable] = None
 
 
 REQUIRED = ("init", "loss", "encode")
@@ -81,11 +86,11 @@ HOOKS = {"after_update": "after_update", "validate": "validate",
          "flops_per_example": "flops_per_example", "reconstruct": "reconstruct",
          "finetune_encoder": "finetune_encoder", "torch_parts": "torch_parts",
          "TORCH_WRAPPER_KEY": "torch_wrapper_key", "describe_model": "describe_model",
-         "SHARDED_STATE": "sharded_state"}
+         "SHARDED_STATE": "sharded_state", "fit_state": "fit_state"}
 # Positional parameters each function takes (extra ones must have defaults).
 ARITY = {"init": 3, "loss": 5, "encode": 3, "after_update": 5, "validate": 1,
          "flops_per_example": 1, "reconstruct": 4, "finetune_encoder": 1, "torch_parts": 1,
-         "describe_model": 1}
+         "describe_model": 1, "fit_state": 2}
 # Other public names a method module may define that resemble a hook name.
 NOT_HOOKS = frozenset({"default_config"})
 

@@ -3,6 +3,9 @@ with the method's optional hooks, the online probe, and `config.evals` as evalua
 
   python -m ssljax.main --config=configs/demo.py --workdir=/tmp/demo
 """
+import jax
+import jax.numpy as jnp
+
 from ssljax import evals as evals_lib, methods
 from ssljax.config import durations, validation
 from ssljax.data import pipeline, sources
@@ -49,9 +52,11 @@ def plan(config, mesh):
   schedule = durations.schedule(config, len(source))
   tx, learning_rate = optimizer(config, batch_size, schedule)
   image_shape = (1, config.input.image_size, config.input.image_size, 3)
+  fitted = method.fit_state(config, source) if method.fit_state else {}
 
   def init(rng):
     variables = dict(method.init(config, rng, image_shape))
+    variables.update(jax.tree.map(jnp.asarray, fitted))
     if online_probe.enabled(config):
       variables = online_probe.init(config, method, variables, image_shape)
     params = variables.pop("params")

@@ -66,7 +66,7 @@ def torch_model(config):
       embed_dim=spec["width"], depth=spec["depth"], num_heads=spec["num_heads"],
       decoder_embed_dim=config.mae.decoder_width, decoder_depth=config.mae.decoder_depth,
       decoder_num_heads=config.mae.decoder_heads, mlp_ratio=spec["mlp_dim"] / spec["width"],
-      norm_pix_loss=config.mae.norm_pix_loss)
+      norm_pix_loss=mae.targets.name(config) == "norm_pixel")
 
 
 def torch_step_fn(config, batch_size, model=None, device="cpu", autocast_dtype=None):

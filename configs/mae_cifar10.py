@@ -23,6 +23,7 @@ def get_config(arg=None):
   c.model.variant = "Ti/4"
   c.mae = mae.default_config()
   c.mae.decoder_width, c.mae.decoder_depth, c.mae.decoder_heads = 128, 4, 4
+  c.mae.pca_dims = 6  # for mae.target=pca: an eighth of the 48-d patch, as the paper's 96 of 768
   c.total_epochs = arg.epochs
   c.optim.warmup_epochs = 20
   c.log_every_steps = 50

@@ -271,6 +271,21 @@ CASES = [
     ("init_from_probe_workdir", "init_from naming a linear probe's workdir",
      _init_from_a_probe_workdir, ["probe_run", "linear_probe", "/runs/mae_pretrain"],
      "probe_demo:runlocal"),
+    ("mae_target", "unknown MAE reconstruction target", _set(mae__target="dvae"),
+     ["mae.target='dvae'", "norm_pixel"]),
+    ("mae_target_vs_alias", "norm_pix_loss contradicting mae.target",
+     _set(mae__target="tokens", mae__norm_pix_loss=False),
+     ["mae.norm_pix_loss=False", "mae.target='tokens'"]),
+    ("mae_pca_dims", "more PCA coefficients than a patch has",
+     _set(mae__target="pca", mae__pca_dims=96), ["mae.pca_dims=96", "[1, 48]"]),
+    ("mae_codebook_size", "a one-centroid token codebook",
+     _set(mae__target="tokens", mae__token_codebook_size=1), ["mae.token_codebook_size=1"]),
+    ("mae_tokenizer", "a tokenizer the repo does not build", _set(mae__tokenizer="dvae"),
+     ["mae.tokenizer='dvae'", "kmeans"]),
+    ("mae_kmeans_iterations", "zero k-means iterations", _set(mae__kmeans_iterations=0),
+     ["mae.kmeans_iterations=0", "Lloyd"]),
+    ("mae_target_fit_examples", "no images to fit the target on",
+     _set(mae__target="pca", mae__target_fit_examples=0), ["mae.target_fit_examples=0"]),
 ]
 
 

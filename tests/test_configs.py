@@ -34,7 +34,7 @@ def test_paper_settings_of_the_imagenet_recipes():
     assert (c.optim.blr, c.optim.weight_decay, c.optim.b1, c.optim.b2) == (1.5e-4, 0.05, 0.9,
                                                                            0.95)
     assert (c.total_epochs, c.optim.warmup_epochs) == (800, 40)
-    assert (c.mae.mask_ratio, c.mae.norm_pix_loss) == (0.75, True)
+    assert (c.mae.mask_ratio, c.mae.target) == (0.75, "norm_pixel")
     assert (c.mae.decoder_depth, c.mae.decoder_width) == (8, 512)
   assert load_config("mae_vitl", "epochs=1600").total_epochs == 1600
 

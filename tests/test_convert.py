@@ -54,7 +54,8 @@ def _torch_mae(config, img_size=None, seed=0):
       img_size=img_size or config.input.image_size, patch_size=spec["patch_size"],
       embed_dim=spec["width"], depth=spec["depth"], num_heads=spec["num_heads"],
       decoder_embed_dim=config.mae.decoder_width, decoder_depth=config.mae.decoder_depth,
-      decoder_num_heads=config.mae.decoder_heads, norm_pix_loss=config.mae.norm_pix_loss), seed)
+      decoder_num_heads=config.mae.decoder_heads,
+      norm_pix_loss=mae.targets.name(config) == "norm_pixel"), seed)
 
 
 def _save(tmp_path, state_dict, name="weights.pth", wrapper=None):
@@ -93,7 +94,7 @@ def test_mae_import_matches_pytorch_encoder_and_reconstruction_with_the_same_mas
   pred, mask = mae.forward(config, variables["params"], x, noise=noise)
   np.testing.assert_array_equal(np.asarray(mask), mask_t.numpy())
   np.testing.assert_allclose(np.asarray(pred), pred_t.numpy(), **TOL)
-  target = mae.patch_targets(x, 4, config.mae.norm_pix_loss)
+  target = mae.patch_targets(x, 4, mae.targets.name(config) == "norm_pixel")
   np.testing.assert_allclose(float(mae.masked_mse(pred, target, mask)), loss_t.item(), rtol=1e-5)
 
 

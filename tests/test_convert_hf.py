@@ -56,7 +56,8 @@ def test_import_matches_transformers_mask_logits_and_loss_with_the_same_noise(hf
   pred, mask = jax.jit(lambda p: mae.forward(config, p, x, noise=noise))(variables["params"])
   np.testing.assert_array_equal(np.asarray(mask), out.mask.numpy())
   np.testing.assert_allclose(np.asarray(pred), out.logits.numpy(), rtol=1e-5, atol=1e-5)
-  loss = mae.masked_mse(pred, mae.patch_targets(x, 4, config.mae.norm_pix_loss), mask)
+  target = mae.patch_targets(x, 4, mae.targets.name(config) == "norm_pixel")
+  loss = mae.masked_mse(pred, target, mask)
   np.testing.assert_allclose(float(loss), out.loss.item(), rtol=1e-5)
 
 

@@ -12,6 +12,7 @@ relative for tokens whose variance is ~1) and reported; a larger one is refused.
 import numpy as np
 
 from ssljax.errors import UserError
+from ssljax.methods import mae_targets
 from ssljax.models import vit
 
 EPS = 1e-6  # models.vit's LayerNorm epsilon
@@ -82,8 +83,18 @@ def to_ssljax(source, hf):
             "mae.decoder_heads": hf["decoder_num_attention_heads"],
             "mae.decoder_mlp_ratio": _ratio(hf["decoder_intermediate_size"], dec_width),
             "mae.mask_ratio": float(hf["mask_ratio"]),
-            "mae.norm_pix_loss": bool(hf["norm_pix_loss"]), "mae.encoder_mask_tokens": False}
+            "mae.target": "norm_pixel" if hf["norm_pix_loss"] else "pixel",
+            "mae.encoder_mask_tokens": False}
   return fields, notes
+
+
+def _norm_pix_loss(config):
+  """HF's norm_pix_loss of an ssljax MAE config; HF's ViTMAE predicts pixels only."""
+  target = mae_targets.name(config)
+  if target not in ("pixel", "norm_pixel"):
+    raise UserError(f"mae.target={target!r} has no Hugging Face layout (ViTMAE's decoder "
+                    "predicts pixels): export a run with mae.target='pixel' or 'norm_pixel'")
+  return target == "norm_pixel"
 
 
 def from_ssljax(config, image_size):
@@ -100,6 +111,6 @@ def from_ssljax(config, image_size):
       "decoder_num_attention_heads": mae.decoder_heads, "decoder_hidden_size": mae.decoder_width,
       "decoder_num_hidden_layers": mae.decoder_depth,
       "decoder_intermediate_size": int(mae.decoder_width * mae.decoder_mlp_ratio),
-      "mask_ratio": mae.mask_ratio, "norm_pix_loss": mae.norm_pix_loss,
+      "mask_ratio": mae.mask_ratio, "norm_pix_loss": _norm_pix_loss(config),
       "dtype": "float32",
   }

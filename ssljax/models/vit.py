@@ -7,7 +7,7 @@ map one-to-one. Position embeddings are fixed 2-D sin-cos constants; fine-tuning
 encoder's a parameter `pos_embed` [1, 1+L, D] that starts from them (`learned_pos_embed`).
 """
 import re
-from typing import Any
+from typing import Any, Optional
 
 import flax.linen as nn
 import jax
@@ -262,7 +262,8 @@ class MAEDecoder(nn.Module):
 
   `__call__(tokens [B, 1+K, D_enc], restore_indices [B, L])` projects to the decoder width,
   appends L-K learned mask tokens, un-shuffles them to patch order with `restore_indices`, adds
-  fixed position embeddings, runs its own blocks and returns `(pred [B, L, p*p*C], {})`.
+  fixed position embeddings, runs its own blocks and returns `(pred [B, L, out_dim], {})`
+  (default out_dim p*p*C: pixels; MAE's other targets predict PCA coefficients or logits).
   """
   width: int
   depth: int
@@ -270,6 +271,7 @@ class MAEDecoder(nn.Module):
   mlp_dim: int
   patch_size: int
   channels: int = 3
+  out_dim: Optional[int] = None
   dtype: Any = jnp.float32
   remat: Any = "none"
   attention_impl: str = "auto"
@@ -290,5 +292,6 @@ class MAEDecoder(nn.Module):
                      mlp_dim=self.mlp_dim, dtype=self.dtype, remat=self.remat,
                      attention_impl=self.attention_impl)
     x = nn.LayerNorm(epsilon=1e-6, dtype=self.dtype, name="decoder_norm")(x)
-    pred = Linear(self.patch_size ** 2 * self.channels, self.dtype, name="decoder_pred")(x)
+    out_dim = self.out_dim or self.patch_size ** 2 * self.channels
+    pred = Linear(out_dim, self.dtype, name="decoder_pred")(x)
     return pred[:, 1:], {}

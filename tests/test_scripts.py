@@ -1,5 +1,6 @@
 """The scripts in scripts/ run end to end and are reproducible from their seed."""
 import io
+import json
 import os
 import subprocess
 import sys
@@ -38,3 +39,68 @@ def test_augmented_pairs_are_seeded_views_of_the_originals():
     np.testing.assert_array_equal(panels[column], again[column])
   assert np.abs(panels["view 1"] - panels["view 2"]).mean() > 0.02
   assert np.abs(panels["view 1"] - other["view 1"]).mean() > 0.02
+
+
+def _mae_ablations():
+  import mae_ablations  # pylint: disable=g-import-not-at-top
+  return mae_ablations
+
+
+def test_mae_ablation_commands_are_valid_configs(tmp_path):
+  from ssljax.run import run_types  # pylint: disable=g-import-not-at-top
+  study = _mae_ablations()
+  runs = study.unique_runs()
+  assert len(runs) == 18 and list(runs)[0] == "base"
+  seen = set()
+  for row in runs.values():
+    for stage, workdir, argv in study.commands(row, str(tmp_path), 300, finetune=True):
+      config = study.config_of(argv)
+      if stage == "pretrain":
+        run_types.for_config(config).validate(config)
+        assert config.total_steps == 300 and config.seed == row.seed
+        seen.add((config.mae.mask_ratio, config.mae.target, config.mae.encoder_mask_tokens,
+                  config.aug.crop, tuple(config.aug.crop_scale), config.aug.color_jitter_prob,
+                  config.mae.decoder_depth, config.mae.decoder_width, config.seed))
+      else:
+        assert config.protocol == stage and config.init_from.endswith("pretrain")
+        run_types.for_config(config).validate(config)
+      assert workdir.startswith(os.path.join(str(tmp_path), row.name))
+  assert len(seen) == 18  # every run trains something different
+  assert {r.name for r in study.rows() if r.table == "mask_ratio"} >= {"mask_10", "mask_95"}
+
+
+def _fake_row(root, name, lin=None, ft=None, flops=1e9, seconds=0.5):
+  os.makedirs(os.path.join(root, name), exist_ok=True)
+  record = {"name": name, "flops_per_example": flops, "seconds_per_step": seconds,
+            "linear_probe": lin, "finetune": ft}
+  with open(os.path.join(root, name, "row.json"), "w", encoding="utf-8") as f:
+    json.dump(record, f)
+
+
+def test_mae_ablation_tables_from_finished_rows(tmp_path):
+  study = _mae_ablations()
+  root = str(tmp_path)
+  _fake_row(root, "base", lin=0.4512, ft=0.8, flops=2e9)
+  _fake_row(root, "mask_tokens", lin=0.3, flops=5.7e9, seconds=1.25)
+  text = study.tables(root)
+  assert "| encoder w/ [M] | 30.0 | - | 2.85x | 1.250 | 84.2 | 59.6 |" in text
+  assert "| encoder w/o [M] | 45.1 | 80.0 | 1.00x | 0.500 | 84.9 | 73.5 |" in text
+  assert "| PCA | not run yet | - | - | - | 84.6 | 72.3 |" in text
+  assert text.count("### ") == len(study.TABLES)
+  probe = tmp_path / "mask_25" / "linear_probe"
+  probe.mkdir(parents=True)
+  (probe / "results.json").write_text('{"value": 0.41}')
+  assert study.plot_mask_ratio(root, str(tmp_path / "m.png")) and (tmp_path / "m.png").exists()
+
+
+def test_mae_ablation_skips_finished_runs(tmp_path, capsys):
+  study = _mae_ablations()
+  row = study.unique_runs()["aug_none"]
+  (tmp_path / "aug_none" / "pretrain" / "checkpoints" / "300").mkdir(parents=True)
+  (tmp_path / "aug_none" / "pretrain" / "checkpoints" / "200").mkdir(parents=True)
+  study.run_row(row, str(tmp_path), 300, finetune=False, dry_run=True)
+  out = capsys.readouterr().out
+  assert "pretrain: finished, skipped" in out and "--workdir=" + str(
+      tmp_path / "aug_none" / "linear_probe") in out
+  study.run_row(row, str(tmp_path), 400, finetune=False, dry_run=True)  # a longer budget
+  assert "--config.total_steps=400" in capsys.readouterr().out

@@ -1,0 +1,286 @@
+"""The MAE paper's ablations (He et al. 2022, Table 1 and Figure 5) on real CIFAR-10, one budget.
+
+  export SSLJAX_CIFAR10_DIR=/path/to/cifar10
+  python scripts/mae_ablations.py --root=/tmp/mae_ablations --steps=2000 [--finetune] [--dry_run]
+  python scripts/mae_ablations.py --root=/tmp/mae_ablations --tables_only   # tables from what ran
+
+Every row is `configs/mae_cifar10.py` (ViT-Ti/4, 4 x 128 decoder) pre-trained for `--steps`
+steps with one or two fields changed, then linear-probed (`configs/probe_cifar10.py:cpu,
+protocol=linear_probe,recipe=mae`) and, with `--finetune`, fine-tuned (`finetune_cifar10.py:cpu`)
+at three mask ratios. The base row is the paper's ablation baseline (75% masking, no mask
+tokens in the encoder, pixels without per-patch normalisation, random-size crop), run with two
+seeds; rows that equal it share its runs. Each row has its workdirs under `--root/<row>/`
+(pretrain, linear_probe, finetune); a finished step (final checkpoint, results.json) is skipped
+and an unfinished one reruns the same command, which resumes from its checkpoint. Writes
+`--root/results.md` (the lecture's tables: case / lin / ft / FLOPs, the paper's ImageNet numbers
+beside them) and `--root/mask_ratio.png` from whatever rows have finished.
+"""
+import argparse
+import ast
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import time
+
+PRETRAIN_CONFIG = "configs/mae_cifar10.py"
+PROBE_CONFIG = "configs/probe_cifar10.py:cpu,protocol=linear_probe,recipe=mae"
+FINETUNE_CONFIG = "configs/finetune_cifar10.py:cpu"
+FINETUNE_ROWS = ("mask_25", "base", "mask_95")
+BASE = {"mae.target": "pixel"}  # the paper's ablation baseline: pixels without normalisation
+FIXED_CROP = {"aug.crop_scale": (0.765625, 0.765625), "input.crop_ratio": (1.0, 1.0)}
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+  name: str
+  table: str
+  case: str
+  fields: tuple = ()  # ((config field, value), ...) on top of BASE
+  seed: int = 0
+  paper: tuple = (None, None)  # the paper's ImageNet (ft, lin) of this case, ViT-L/16
+
+
+def rows():
+  """Every row of the study, the base row first (once per table it appears in)."""
+  out = [Row("base", "base", "baseline (seed 0)", paper=(84.9, 73.5)),
+         Row("base_seed1", "base", "baseline (seed 1)", seed=1, paper=(84.9, 73.5))]
+  for ratio in (10, 25, 50, 75, 85, 95):
+    name = "base" if ratio == 75 else f"mask_{ratio}"
+    out.append(Row(name, "mask_ratio", f"{ratio}%", (("mae.mask_ratio", ratio / 100),)))
+  out += [Row("mask_tokens", "mask_tokens", "encoder w/ [M]",
+              (("mae.encoder_mask_tokens", True),), paper=(84.2, 59.6)),
+          Row("base", "mask_tokens", "encoder w/o [M]", paper=(84.9, 73.5))]
+  for target, case, paper in (("pixel", "pixel (w/o norm)", (84.9, 73.5)),
+                              ("norm_pixel", "pixel (w/ norm)", (85.4, 73.9)),
+                              ("pca", "PCA", (84.6, 72.3)),
+                              ("tokens", "k-means tokens (paper: dVAE token)", (85.3, 71.6))):
+    name = "base" if target == "pixel" else f"target_{target}"
+    out.append(Row(name, "target", case, (("mae.target", target),), paper=paper))
+  out += [Row("aug_none", "augmentation", "none", (("aug.crop", False), ("aug.flip", False)),
+              paper=(84.0, 65.7)),
+          Row("aug_fixed", "augmentation", "crop, fixed size", tuple(FIXED_CROP.items()),
+              paper=(84.7, 73.1)),
+          Row("base", "augmentation", "crop, rand size", paper=(84.9, 73.5)),
+          Row("aug_jitter", "augmentation", "crop + color jit",
+              (("aug.color_jitter_prob", 0.8),), paper=(84.3, 71.9))]
+  for depth, paper in ((1, (84.8, 65.5)), (2, (84.9, 70.0)), (4, (84.9, 71.9)),
+                       (8, (84.9, 73.5))):
+    name = "base" if depth == 4 else f"decoder_depth_{depth}"
+    out.append(Row(name, "decoder_depth", f"{depth} blocks", (("mae.decoder_depth", depth),),
+                   paper=paper))
+  for width, paper in ((128, (84.9, 69.1)), (256, (84.8, 71.3))):
+    name = "base" if width == 128 else f"decoder_width_{width}"
+    out.append(Row(name, "decoder_width", f"{width}", (("mae.decoder_width", width),),
+                   paper=paper))
+  return out
+
+
+def unique_runs():
+  """{row name: Row} of the distinct pre-trainings (a row that equals the base shares it)."""
+  runs = {}
+  for row in rows():
+    runs.setdefault(row.name, row)
+  return runs
+
+
+def _flag(field, value):
+  if isinstance(value, tuple):
+    value = "(" + ",".join(repr(v) for v in value) + ")"
+  return f"--config.{field}={value}"
+
+
+def pretrain_fields(row, steps):
+  """{field: value} of a row's pre-training at `steps` steps (warm-up 5%, knn at the end)."""
+  fields = {"total_epochs": None, "total_steps": steps, "seed": row.seed,
+            "optim.warmup_epochs": None, "optim.warmup_steps": max(steps // 20, 1),
+            "checkpoint_every_steps": min(500, steps), "evals.knn.every_steps": steps,
+            "evals.recon.every_steps": steps, **BASE, **dict(row.fields)}
+  return fields
+
+
+def commands(row, root, steps, finetune):
+  """[(stage, workdir, argv)] of a row: pre-training, linear probe, fine-tuning (optional)."""
+  workdir = os.path.join(root, row.name)
+  pre = os.path.join(workdir, "pretrain")
+  main = [sys.executable, "-m", "ssljax.main"]
+  out = [("pretrain", pre, [*main, f"--config={PRETRAIN_CONFIG}", f"--workdir={pre}",
+                            *(_flag(k, v) for k, v in pretrain_fields(row, steps).items())])]
+  probe = os.path.join(workdir, "linear_probe")
+  out.append(("linear_probe", probe, [*main, f"--config={PROBE_CONFIG}",
+                                      f"--config.init_from={pre}", f"--workdir={probe}"]))
+  if finetune and row.name in FINETUNE_ROWS:
+    tune = os.path.join(workdir, "finetune")
+    out.append(("finetune", tune, [*main, f"--config={FINETUNE_CONFIG}",
+                                   f"--config.init_from={pre}", f"--workdir={tune}"]))
+  return out
+
+
+def config_of(argv):
+  """The config a command's --config and --config.* flags give (for tests and FLOPs)."""
+  from ssljax.config import loading  # pylint: disable=g-import-not-at-top
+  spec = next(a.split("=", 1)[1] for a in argv if a.startswith("--config="))
+  config = loading.load(spec)
+  with config.unlocked():
+    for arg in argv:
+      if arg.startswith("--config."):
+        field, text = arg.removeprefix("--config.").split("=", 1)
+        try:
+          value = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+          value = text
+        loading.set_field(config, field, value)
+  return config
+
+
+def finished(stage, workdir, steps):
+  """Whether a stage's run has finished: the final checkpoint, or results.json."""
+  if stage == "pretrain":
+    return os.path.isdir(os.path.join(workdir, "checkpoints", str(steps)))
+  return os.path.isfile(os.path.join(workdir, "results.json"))
+
+
+def row_record(row, argv):
+  """What the tables need of a row beyond its runs' results: FLOPs per training image."""
+  from ssljax.methods import mae  # pylint: disable=g-import-not-at-top
+  config = config_of(argv)
+  return {"name": row.name, "flops_per_example": mae.flops_per_example(config),
+          "mask_token_flops_ratio": mae.mask_token_flops_ratio(config),
+          "batch_size": config.input.batch_size}
+
+
+def seconds_per_step(pretrain_dir, batch_size):
+  """Median wall seconds per pre-training step of metrics.jsonl's img/s (None if none)."""
+  path = os.path.join(pretrain_dir, "metrics.jsonl")
+  if not os.path.isfile(path):
+    return None
+  with open(path, encoding="utf-8") as f:
+    rates = sorted(r["img_per_s"] for r in map(json.loads, filter(str.strip, f))
+                   if "img_per_s" in r)
+  return batch_size / rates[len(rates) // 2] if rates else None
+
+
+def read_result(workdir):
+  path = os.path.join(workdir, "results.json")
+  if not os.path.isfile(path):
+    return None
+  with open(path, encoding="utf-8") as f:
+    return json.load(f)["value"]
+
+
+TABLES = (("base", "Baseline, two seeds (the noise)"),
+          ("mask_ratio", "Mask ratio (paper: Figure 5)"),
+          ("mask_tokens", "Mask token in the encoder (paper: Table 1c)"),
+          ("target", "Reconstruction target (paper: Table 1d)"),
+          ("augmentation", "Data augmentation (paper: Table 1e)"),
+          ("decoder_depth", "Decoder depth (paper: Table 1a)"),
+          ("decoder_width", "Decoder width (paper: Table 1b)"))
+
+
+def _cell(value, scale=100.0):
+  return "not run yet" if value is None else f"{value * scale:.1f}"
+
+
+def tables(root):
+  """Markdown of every table from the rows finished under `root` (`row.json`, results.json)."""
+  records = {}
+  for name in unique_runs():
+    path = os.path.join(root, name, "row.json")
+    if os.path.isfile(path):
+      with open(path, encoding="utf-8") as f:
+        records[name] = json.load(f)
+  base_flops = records.get("base", {}).get("flops_per_example")
+  lines = []
+  for table, title in TABLES:
+    lines += [f"### {title}", "", "| case | lin | ft | FLOPs | s/step | paper ft | paper lin |",
+              "| --- | --- | --- | --- | --- | --- | --- |"]
+    for row in (r for r in rows() if r.table == table):
+      record = records.get(row.name, {})
+      lin, ft = record.get("linear_probe"), record.get("finetune")
+      flops = record.get("flops_per_example")
+      ratio = f"{flops / base_flops:.2f}x" if flops and base_flops else "-"
+      step = record.get("seconds_per_step")
+      paper = [("-" if v is None else f"{v}") for v in row.paper]
+      ft_cell = _cell(ft) if row.name in FINETUNE_ROWS else "-"
+      step_cell = "-" if step is None else f"{step:.3f}"
+      lines.append(f"| {row.case} | {_cell(lin)} | {ft_cell} | {ratio} | {step_cell} | "
+                   f"{paper[0]} | {paper[1]} |")
+    lines.append("")
+  return "\n".join(lines)
+
+
+def plot_mask_ratio(root, out):
+  """Linear-probe accuracy vs mask ratio of the finished rows; False if none has finished."""
+  points = []
+  for row in (r for r in rows() if r.table == "mask_ratio"):
+    value = read_result(os.path.join(root, row.name, "linear_probe"))
+    if value is not None:
+      points.append((float(row.case.rstrip("%")), 100 * value))
+  if not points:
+    return False
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  fig, ax = plt.subplots(figsize=(5, 3.5))
+  ax.plot(*zip(*sorted(points)), marker="o")
+  ax.set_xlabel("mask ratio (%)")
+  ax.set_ylabel("linear probe top-1 (%)")
+  ax.set_title("MAE on CIFAR-10: linear probe vs mask ratio")
+  fig.tight_layout()
+  fig.savefig(out, dpi=100)
+  return True
+
+
+def run_row(row, root, steps, finetune, dry_run):
+  """Runs what is unfinished of a row, then writes its row.json (FLOPs, results, s/step)."""
+  stages = commands(row, root, steps, finetune)
+  for stage, workdir, argv in stages:
+    if finished(stage, workdir, steps):
+      print(f"[{row.name}] {stage}: finished, skipped")
+      continue
+    print(" ".join(argv), flush=True)
+    if not dry_run:
+      start = time.time()
+      subprocess.run(argv, check=True)
+      print(f"[{row.name}] {stage}: {time.time() - start:.0f} s", flush=True)
+  if dry_run:
+    return
+  record = row_record(row, stages[0][2])
+  record["seconds_per_step"] = seconds_per_step(stages[0][1], record["batch_size"])
+  for stage, workdir, _ in stages[1:]:
+    record[stage] = read_result(workdir)
+  with open(os.path.join(root, row.name, "row.json"), "w", encoding="utf-8") as f:
+    json.dump(record, f, indent=1)
+
+
+def write_tables(root):
+  path = os.path.join(root, "results.md")
+  with open(path, "w", encoding="utf-8") as f:
+    f.write(tables(root) + "\n")
+  plotted = plot_mask_ratio(root, os.path.join(root, "mask_ratio.png"))
+  return path, plotted
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--root", required=True)
+  parser.add_argument("--steps", type=int, default=2000)
+  parser.add_argument("--finetune", action="store_true",
+                      help=f"also fine-tune rows {', '.join(FINETUNE_ROWS)}")
+  parser.add_argument("--rows", default="", help="comma-separated row names (default: all)")
+  parser.add_argument("--dry_run", action="store_true", help="print the commands only")
+  parser.add_argument("--tables_only", action="store_true")
+  args = parser.parse_args()
+  chosen = [r for n, r in unique_runs().items() if not args.rows or n in args.rows.split(",")]
+  if not args.tables_only:
+    for row in chosen:
+      run_row(row, args.root, args.steps, args.finetune, args.dry_run)
+  if not args.dry_run:
+    path, plotted = write_tables(args.root)
+    print(f"tables: {path}" + (f"; plot: {os.path.join(args.root, 'mask_ratio.png')}"
+                               if plotted else ""))
+
+
+if __name__ == "__main__":
+  main()

@@ -285,7 +285,7 @@ CASES = [
     ("mae_kmeans_iterations", "zero k-means iterations", _set(mae__kmeans_iterations=0),
      ["mae.kmeans_iterations=0", "Lloyd"]),
     ("mae_target_fit_examples", "no images to fit the target on",
-     _set(mae__target="pca", mae__target_fit_examples=0), ["mae.target_fit_examples=0"]),
+     _set(mae__target="tokens", mae__target_fit_examples=0), ["mae.target_fit_examples=0"]),
 ]
 
 

@@ -286,6 +286,23 @@ CASES = [
      ["mae.kmeans_iterations=0", "Lloyd"]),
     ("mae_target_fit_examples", "no images to fit the target on",
      _set(mae__target="tokens", mae__target_fit_examples=0), ["mae.target_fit_examples=0"]),
+    ("npid_loss", "unknown NPID estimator", _set(npid__loss="infonce"),
+     ["npid.loss='infonce'", "nce or softmax"], "npid_cifar10:runlocal"),
+    ("npid_dim", "zero-width NPID embedding", _set(npid__dim=0),
+     ["npid.dim=0", ">= 1"], "npid_cifar10:runlocal"),
+    ("npid_temperature", "non-positive NPID temperature", _set(npid__temperature=0.0),
+     ["npid.temperature=0.0", "> 0"], "npid_cifar10:runlocal"),
+    ("npid_negatives", "no NCE negatives", _set(npid__negatives=0),
+     ["npid.negatives=0", "at least 1"], "npid_cifar10:runlocal"),
+    ("npid_z_batches", "Z estimated from no batch", _set(npid__nce_z_batches=0),
+     ["npid.nce_z_batches=0", "at least 1"], "npid_cifar10:runlocal"),
+    ("npid_bank_momentum", "bank momentum of 1 (the bank never moves)",
+     _set(npid__bank_momentum=1.0), ["npid.bank_momentum=1.0", "[0, 1)"],
+     "npid_cifar10:runlocal"),
+    ("npid_proximal", "negative proximal weight", _set(npid__proximal_weight=-1.0),
+     ["npid.proximal_weight=-1.0", ">= 0"], "npid_cifar10:runlocal"),
+    ("npid_head_init", "unknown NPID embedding init", _set(npid__head_init="xavier"),
+     ["npid.head_init='xavier'", "torch"], "npid_cifar10:runlocal"),
 ]
 
 

@@ -7,7 +7,8 @@ Global batch s holds elements [s*G, (s+1)*G) of an endless stream that reshuffle
 Batches are read in chunks of consecutive examples by `num_workers` processes (grain's
 `mp_prefetch`; chunks come back in order), each of which reads `num_threads` chunks at once;
 neither count changes a batch. The iterator's state is the index of the next batch, saved
-with checkpoints.
+with checkpoints. Every batch carries each example's position in the source, "index" int32 [b]
+(NPID's memory-bank rows; other methods ignore it).
 """
 import os
 import signal
@@ -33,8 +34,8 @@ def chunk_size(local_batch, limit=CHUNK):
 class _HostChunks:
   """Random access to this host's examples in chunks: chunk c holds examples
   [c*n, (c+1)*n) of this host's sequence, whose batch k is this host's slice of global batch k
-  of `stream`; collated ({"image", "label", "skipped", and with a `canvas` side the images in
-  canvases [n, C, C, 3] with their "extent" [n, 2])."""
+  of `stream`; collated ({"image", "label", "index", "skipped", and with a `canvas` side the
+  images in canvases [n, C, C, 3] with their "extent" [n, 2])."""
 
   def __init__(self, stream, global_batch, process_index, process_count, chunk, canvas):
     self._stream = stream
@@ -51,7 +52,8 @@ class _HostChunks:
     for i in range(c * self._chunk, (c + 1) * self._chunk):
       step, j = divmod(i, self._local)
       examples.append(self._stream[step * self._global + self._offset + j])
-    chunk = {"label": np.asarray([e["label"] for e in examples], np.int32)}
+    chunk = {"label": np.asarray([e["label"] for e in examples], np.int32),
+             "index": np.asarray([e["index"] for e in examples], np.int32)}
     images = [np.asarray(e["image"], np.uint8) for e in examples]
     if self._canvas:
       chunk["image"], chunk["extent"] = decode.canvas_batch(images, self._canvas)
@@ -78,9 +80,24 @@ def _ignore_stop_signals(worker_index, worker_count):
   signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+class _Indexed:
+  """`source` whose examples also carry their position in it, "index" (grain's shuffle and
+  repeat hand the source positions in [0, len))."""
+
+  def __init__(self, source):
+    self._source = source
+
+  def __len__(self):
+    return len(self._source)
+
+  def __getitem__(self, index):
+    return dict(self._source[index], index=index)
+
+
 class TrainIterator:
-  """Endless iterator of this host's batches {"image": uint8 [b, H, W, 3], "label": [b], and
-  "extent": [b, 2] for canvases}; `get_state`/`set_state` for checkpoints.
+  """Endless iterator of this host's batches {"image": uint8 [b, H, W, 3], "label": [b],
+  "index": [b] (positions in `source`), and "extent": [b, 2] for canvases};
+  `get_state`/`set_state` for checkpoints.
 
   Workers read chunks of at most `CHUNK` examples (so their memory does not grow with the
   batch), `num_threads` chunks at a time each; this process joins a batch's chunks in order.
@@ -90,7 +107,7 @@ class TrainIterator:
                num_workers, num_threads):
     local = global_batch_size // process_count
     self._chunk = chunk_size(local) if num_workers else local
-    stream = grain.MapDataset.source(source).shuffle(seed=seed).repeat()
+    stream = grain.MapDataset.source(_Indexed(source)).shuffle(seed=seed).repeat()
     host = _HostChunks(stream, global_batch_size, process_index, process_count, self._chunk,
                        getattr(source, "canvas", None))
     self._chunks = grain.MapDataset.source(host)

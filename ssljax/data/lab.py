@@ -22,7 +22,7 @@ RGB_TO_XYZ = np.array([[0.4124564, 0.3575761, 0.1804375],
 XYZ_TO_RGB = np.linalg.inv(RGB_TO_XYZ.astype(np.float64)).astype(np.float32)
 D65_WHITE = np.array([0.95047, 1.0, 1.08883], np.float32)
 _DELTA = 6 / 29
-IN_GAMUT_BINS_AT_10 = 322
+IN_GAMUT_BINS_AT_10 = 261
 
 
 def srgb_to_linear(rgb):

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from ssljax.data import augment, lab
+from ssljax.data import lab
 from ssljax.errors import ConfigError
 from ssljax.methods import dense_prediction, siamese
 
@@ -182,13 +182,13 @@ def validate(config):
     raise ConfigError(f"colorization.loss={c.loss!r} is unknown: use one of "
                       f"{', '.join(LOSSES)}")
   checks = [
-      ("grid", c.grid > 0, "a cell side > 0 in ab units (the paper: 10)"),
+      ("grid", c.grid > 0, "a cell side > 0 in ab units (the paper uses 10)"),
       ("soft_neighbours", isinstance(c.soft_neighbours, int) and c.soft_neighbours >= 1,
-       "a count >= 1 (the paper: 5; 1 is a one-hot target)"),
-      ("soft_sigma", c.soft_sigma > 0, "a width > 0 in ab units (the paper: 5)"),
+       "a count >= 1 (the paper uses 5; 1 is a one-hot target)"),
+      ("soft_sigma", c.soft_sigma > 0, "a width > 0 in ab units (the paper uses 5)"),
       ("rebalance_lambda", 0 <= c.rebalance_lambda <= 1,
-       "a mix in [0, 1] (the paper: 0.5; 1 turns rebalancing off)"),
-      ("rebalance_sigma", c.rebalance_sigma > 0, "a width > 0 in ab units (the paper: 5)"),
+       "a mix in [0, 1] (the paper uses 0.5; 1 turns rebalancing off)"),
+      ("rebalance_sigma", c.rebalance_sigma > 0, "a width > 0 in ab units (the paper uses 5)"),
       ("prior_examples", isinstance(c.prior_examples, int) and c.prior_examples >= 1,
        "a count of training images >= 1, e.g. 2000"),
   ]

@@ -128,7 +128,7 @@ def validate(config):
                       "1 block, e.g. 4")
   if not c.overlap_weight >= 0:
     raise ConfigError(f"context_encoder.overlap_weight={c.overlap_weight} is negative: use a "
-                      "weight >= 0 (the paper: 10)")
+                      "weight >= 0 (the paper uses 10)")
 
 
 torch_parts = siamese.torch_parts

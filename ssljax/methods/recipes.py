@@ -337,3 +337,22 @@ def dense_runlocal(c):
   c.log_every_steps, c.checkpoint_every_steps = 1, 2
   c.evals.knn = sections.knn_eval_config(every_steps=4, feature="backbone", batch_size=64,
                                          max_train_examples=512, max_test_examples=128)
+
+
+def dense_imagenet(c, arg, *, image_size, batch_size, lr, betas, weight_decay):
+  """ImageNet-1k (TFDS imagenet2012) pre-training of a dense pretext on a ResNet-50 (the
+  torchvision stem; its 1/32 map decoded by 5 upsampling stages, 512 wide at the first): Adam
+  (`betas`) at the paper's unscaled `lr`, cosine, crops 0.2-1 and flip; bfloat16 compute;
+  kNN on backbone features every 10 epochs. `arg.runlocal`: `dense_runlocal`."""
+  c.input.source, c.input.name = "tfds", "imagenet2012"
+  c.input.image_size, c.input.batch_size = image_size, batch_size
+  c.model.variant, c.model.dtype = "resnet50", "bfloat16"
+  c[c.method].decoder_width = 512
+  c.optim.name, (c.optim.b1, c.optim.b2) = "adamw", betas
+  c.optim.lr, c.optim.weight_decay, c.optim.warmup_steps = lr, weight_decay, 0
+  c.total_epochs = arg.epochs
+  c.log_every_steps, c.checkpoint_every_steps = 100, 2500
+  c.evals.knn = sections.knn_eval_config(every_epochs=10, test_split="validation",
+                                         feature="backbone", batch_size=1024)
+  if arg.runlocal:
+    dense_runlocal(c)

@@ -9,7 +9,8 @@ import importlib
 from ssljax.errors import ConfigError
 from ssljax.methods import contract
 
-KNOWN = ("mae", "simsiam", "simclr", "moco", "byol", "swav", "npid")
+KNOWN = ("mae", "simsiam", "simclr", "moco", "byol", "swav", "npid", "denoising",
+         "context_encoder", "colorization")
 
 
 def module(name):

@@ -292,3 +292,67 @@ def finetune(c, size):
   c.finetune.layer_decay, c.finetune.drop_path = decay, drop_path
   c.optim.blr, c.total_epochs = blr, epochs
   c.input.batch_size = 1024
+
+
+def dense_arg(arg):
+  """The arguments of the dense-pretext CIFAR-10 configs: runlocal, cpu, source, epochs."""
+  return loading.parse_arg(arg, runlocal=False, cpu=False, source="npz", epochs=200)
+
+
+def dense_cifar10(c, arg):
+  """CIFAR-10 pre-training of a dense pretext `c.method` (denoising, context encoder,
+  colorization; its section already in `c[c.method]`): the narrow ResNet-18 of
+  simsiam_cifar10.py:cpu (width 16, CIFAR stem; its 4x4 map decoded by 3 upsampling stages),
+  AdamW (0.9, 0.999), blr 1e-3 (lr = blr * batch / 256), wd 1e-4, 5 warm-up epochs then cosine,
+  batch 256, 200 epochs, crops 0.2-1 and flip, no colour augmentation; kNN (k=200, t=0.1) on
+  backbone features. `arg.cpu`: 800 steps, capped kNN with the random-init floor."""
+  cifar10_input(c, arg.source)
+  c.input.batch_size = 256
+  c.model.variant, c.model.resnet_width, c.model.cifar_stem = "resnet18", 16, True
+  c.optim.name, c.optim.b1, c.optim.b2 = "adamw", 0.9, 0.999
+  c.optim.blr, c.optim.weight_decay, c.optim.warmup_epochs = 1e-3, 1e-4, 5
+  c.total_epochs = arg.epochs
+  c.log_every_steps, c.checkpoint_every_steps = 20, 500
+  c.evals.knn = sections.knn_eval_config(every_epochs=20, feature="backbone", batch_size=512)
+  c.evals.knn.k, c.evals.knn.temperatures = (200,), (0.1,)
+  if arg.cpu:
+    c.total_epochs, c.total_steps = None, 800
+    c.optim.warmup_epochs, c.optim.warmup_steps = None, 40
+    c.evals.knn.every_epochs, c.evals.knn.every_steps = None, 200
+    c.evals.knn.max_train_examples, c.evals.knn.max_test_examples = 10000, 2000
+    c.evals.knn.random_init_baseline = True
+  if arg.runlocal:
+    dense_runlocal(c)
+
+
+def dense_runlocal(c):
+  """Seconds on a CPU: a width-8 ResNet-18, a 16-wide decoder, 4 steps on the embedded digits."""
+  embedded_digits(c)
+  c.input.batch_size, c.input.num_threads = 32, 2
+  c.model.variant, c.model.resnet_width, c.model.cifar_stem = "resnet18", 8, True
+  c.model.dtype = "float32"
+  c[c.method].decoder_width = 16
+  c.total_epochs, c.total_steps = None, 4
+  c.optim.warmup_epochs, c.optim.warmup_steps = None, 0
+  c.log_every_steps, c.checkpoint_every_steps = 1, 2
+  c.evals.knn = sections.knn_eval_config(every_steps=4, feature="backbone", batch_size=64,
+                                         max_train_examples=512, max_test_examples=128)
+
+
+def dense_imagenet(c, arg, *, image_size, batch_size, lr, betas, weight_decay):
+  """ImageNet-1k (TFDS imagenet2012) pre-training of a dense pretext on a ResNet-50 (the
+  torchvision stem; its 1/32 map decoded by 5 upsampling stages, 512 wide at the first): Adam
+  (`betas`) at the paper's unscaled `lr`, cosine, crops 0.2-1 and flip; bfloat16 compute;
+  kNN on backbone features every 10 epochs. `arg.runlocal`: `dense_runlocal`."""
+  c.input.source, c.input.name = "tfds", "imagenet2012"
+  c.input.image_size, c.input.batch_size = image_size, batch_size
+  c.model.variant, c.model.dtype = "resnet50", "bfloat16"
+  c[c.method].decoder_width = 512
+  c.optim.name, (c.optim.b1, c.optim.b2) = "adamw", betas
+  c.optim.lr, c.optim.weight_decay, c.optim.warmup_steps = lr, weight_decay, 0
+  c.total_epochs = arg.epochs
+  c.log_every_steps, c.checkpoint_every_steps = 100, 2500
+  c.evals.knn = sections.knn_eval_config(every_epochs=10, test_split="validation",
+                                         feature="backbone", batch_size=1024)
+  if arg.runlocal:
+    dense_runlocal(c)

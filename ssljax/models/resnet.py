@@ -6,7 +6,8 @@ batch sharded over devices its mean and variance are over the global batch: Sync
 `bn_running_var` picks the biased (Flax) or unbiased (PyTorch) running variance (`batch_norm`);
 `zero_init_residual` starts the last BN scale of every block at 0 instead of 1.
 `conv_init` names the releases' convolution kernel initialisers (`CONV_INITS`).
-`__call__(images [B, H, W, C], train) -> (features [B, C_out], intermediates)`.
+`__call__(images [B, H, W, C], train) -> (features [B, C_out], intermediates)`; intermediates
+are {"pooled": the features, "feature_map": [B, h, w, C_out] before the pooling}.
 """
 import math
 from typing import Any, Optional, Sequence
@@ -112,7 +113,7 @@ class ResNet(nn.Module):
                           self.bn_running_var, self.bn_group_size, conv_init=self.conv_init,
                           name=f"layer{stage + 1}_{block}")(x, train)
     pooled = x.mean(axis=(1, 2))
-    return pooled, {"pooled": pooled}
+    return pooled, {"pooled": pooled, "feature_map": x}
 
 
 def from_name(name, *, width=64, cifar_stem=False, zero_init_residual=True, dtype=jnp.float32,

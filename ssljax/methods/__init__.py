@@ -9,7 +9,7 @@ import importlib
 from ssljax.errors import ConfigError
 from ssljax.methods import contract
 
-KNOWN = ("mae", "simsiam", "simclr", "moco", "byol", "swav")
+KNOWN = ("mae", "simsiam", "simclr", "moco", "byol", "swav", "rotation", "relative_position")
 
 
 def module(name):

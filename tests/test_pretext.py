@@ -121,7 +121,7 @@ def test_pretext_method_learns_and_its_checkpoint_is_knn_probed(name, tmp_path):
   batch = {"image": jnp.asarray(sources.digits("test", 32).images[:32])}
   variables = dict(method.init(config, jax.random.key(0), (1, 32, 32, 3)))
   params = variables.pop("params")
-  tx, lr = optim.make(config.optim, 32, total_steps=40, warmup_steps=0)
+  tx, lr = optim.make(config.optim, 32, total_steps=40, warmup_steps=0, steps_per_epoch=46)
   state = TrainState.create(params, tx.init(params), variables)
   step = jax.jit(pretrain.make_train_step(config, method, tx, lr, total_steps=40))
   evaluate = jax.jit(lambda s: method.loss(config, s.params, s.model_state, batch,

@@ -5,7 +5,8 @@ configs/simsiam_cifar10.py (or a baseline).
       --config.init_from=/tmp/mae_cifar10 --workdir=/tmp/mae_cifar10_probe
   python -m ssljax.main --config=configs/probe_cifar10.py:recipe=simsiam ...
   python -m ssljax.main --config=configs/probe_cifar10.py:protocol=knn ...
-  python -m ssljax.main --config=configs/probe_cifar10.py:baseline=pca ...   # or pixels, random_init
+  python -m ssljax.main --config=configs/probe_cifar10.py:baseline=pca ...   # or pixels, random_init,
+                                                                             # kmeans
 
 Paper recipes (see `recipes.linear_probe`; LARS at the papers' peak lr) at batch 512, 90
 epochs with on-device crop + flip;

@@ -21,6 +21,7 @@ VIT_INITS = ("xavier", "xavier_torch_bias", "mocov3")  # models.vit.INITS
 RESNET_INITS = ("torchvision", "haiku", "tf_variance_scaling")  # models.resnet.CONV_INITS
 REMAT_POLICIES = ("none", "full", "dots")  # models.vit.REMAT_POLICIES
 ATTENTION_IMPLS = ("auto", "xla", "cudnn")  # models.attention.IMPLS
+KMEANS_INPUTS = ("patches", "images")  # evals.kmeans.INPUTS
 
 
 def input_config():
@@ -169,7 +170,7 @@ def _evaluation_run_config(protocol):
   c = ml_collections.ConfigDict()
   c.protocol = protocol
   c.init_from = ""  # pre-training workdir, its checkpoints/ or checkpoints/N
-  c.baseline = ""  # "" (the init_from encoder) | random_init | pixels | pca
+  c.baseline = ""  # "" (the init_from encoder) | random_init | pixels | pca | kmeans
   c.encoder_config = ""  # architecture for random_init without init_from, e.g. "mae_cifar10"
   c.seed = 0
   c.total_steps = placeholder(int)
@@ -213,6 +214,14 @@ def probe_base_config():
   c.probe.eval_batch_size = 256
   c.probe.pca_dims = 256
   c.probe.pca_fit_examples = 10000
+  # baseline="kmeans" (`evals.kmeans`): k-means on whitened patches (Coates & Ng 2011) or whole
+  # images, fitted on kmeans_fit_examples random patches (or images) in kmeans_iterations
+  # Lloyd iterations; features: triangle activations (pooled over quadrants for patches)
+  c.probe.kmeans_input = "patches"  # patches | images (KMEANS_INPUTS)
+  c.probe.kmeans_k = 256
+  c.probe.kmeans_iterations = 20
+  c.probe.kmeans_fit_examples = 50000
+  c.probe.kmeans_patch_size = 6
   c.grad_accum_steps = 1  # micro-batches per update (each has the whole batch's crops)
 
   c.knn = ml_collections.ConfigDict()

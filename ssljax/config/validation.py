@@ -2,7 +2,7 @@
 `ConfigError`s naming the field and the fix. Method-specific checks live in each method's
 `validate` (`ssljax.methods.contract`)."""
 from ssljax.config.sections import (ATTENTION_IMPLS, COLOR_JITTER_IMPLS, CROP_SAMPLERS,
-                                     INTERPOLATIONS, MODEL_DTYPES, PROBE_HEAD_INITS, PROTOCOLS,
+                                     INTERPOLATIONS, KMEANS_INPUTS, MODEL_DTYPES, PROBE_HEAD_INITS, PROTOCOLS,
                                      REMAT_POLICIES, RESNET_INITS, VIT_INITS)
 from ssljax.errors import ConfigError
 
@@ -241,6 +241,8 @@ def validate_probe(config):
                         "(BatchNorm over the whole batch)")
   if "knn" in config:
     _check_knn("knn", config.knn)
+  if config.get("baseline") == "kmeans":
+    _check_kmeans(config)
   if config.protocol == "finetune":
     _validate_finetune(config)
 
@@ -256,3 +258,21 @@ def _check_knn(name, knn_config):
   if not temperatures or any(t <= 0 for t in temperatures):
     raise ConfigError(f"{name}.temperatures={temperatures} is invalid: use values > 0, e.g. "
                       "(0.07,)")
+
+
+def _check_kmeans(config):
+  """probe.kmeans_*: the k-means floor's input, sizes and iterations (`evals.kmeans`)."""
+  p, size = config.probe, config.input.image_size
+  if p.kmeans_input not in KMEANS_INPUTS:
+    raise ConfigError(f"probe.kmeans_input={p.kmeans_input!r} is unknown: use "
+                      + " or ".join(KMEANS_INPUTS))
+  count = lambda v, low: isinstance(v, int) and v >= low
+  checks = [("kmeans_k", count(p.kmeans_k, 1), "a number of centroids >= 1, e.g. 256"),
+            ("kmeans_iterations", count(p.kmeans_iterations, 1), "a count >= 1, e.g. 20"),
+            ("kmeans_fit_examples", count(p.kmeans_fit_examples, max(p.kmeans_k, 1)),
+             f"at least probe.kmeans_k={p.kmeans_k} patches or images to fit on"),
+            ("kmeans_patch_size", count(p.kmeans_patch_size, 1) and p.kmeans_patch_size <= size,
+             f"a patch side in [1, input.image_size={size}], e.g. 6")]
+  for field, ok, fix in checks:
+    if not ok:
+      raise ConfigError(f"probe.{field}={p[field]!r} is invalid: use {fix}")

@@ -10,7 +10,7 @@ from ssljax.errors import ConfigError
 from ssljax.methods import contract
 
 KNOWN = ("mae", "simsiam", "simclr", "moco", "byol", "swav", "npid", "denoising",
-         "context_encoder", "colorization")
+         "context_encoder", "colorization", "rotation", "relative_position")
 
 
 def module(name):

@@ -97,15 +97,24 @@ def simsiam_base(c):
   c.aug.grayscale_prob = 0.2
 
 
-def siamese_runlocal(c):
-  """Seconds on a CPU: a narrow ResNet-18, small heads, a few steps on the embedded digits.
-
-  Works for every Siamese method: `c[c.method]` is its head config. Configs apply it last, after
-  every other setting of the recipe."""
+def resnet_runlocal(c):
+  """Seconds on a CPU: a narrow ResNet-18, a few steps on the embedded digits, a capped kNN on
+  backbone features. Configs apply it (or a wrapper) last, after every other setting."""
   embedded_digits(c)
   c.input.batch_size, c.input.num_threads = 32, 2
   c.model.variant, c.model.resnet_width, c.model.cifar_stem = "resnet18", 8, True
   c.model.dtype = "float32"
+  c.total_epochs, c.total_steps = None, 4
+  c.optim.warmup_epochs, c.optim.warmup_steps = None, 0
+  c.log_every_steps, c.checkpoint_every_steps = 1, 2
+  c.evals.knn = sections.knn_eval_config(every_steps=4, feature="backbone", batch_size=64,
+                                         max_train_examples=512, max_test_examples=128)
+
+
+def siamese_runlocal(c):
+  """`resnet_runlocal` with small heads, for every Siamese method: `c[c.method]` is its head
+  config."""
+  resnet_runlocal(c)
   head = c[c.method]
   head.dim = 64
   if "hidden_dim" in head:
@@ -116,11 +125,6 @@ def siamese_runlocal(c):
     head.queue_size = 64
   if c.method == "swav":
     head.num_prototypes, head.freeze_prototypes_steps, head.small_crop_size = 30, 2, 16
-  c.total_epochs, c.total_steps = None, 4
-  c.optim.warmup_epochs, c.optim.warmup_steps = None, 0
-  c.log_every_steps, c.checkpoint_every_steps = 1, 2
-  c.evals.knn = sections.knn_eval_config(every_steps=4, feature="backbone", batch_size=64,
-                                         max_train_examples=512, max_test_examples=128)
 
 
 
@@ -294,6 +298,43 @@ def finetune(c, size):
   c.input.batch_size = 1024
 
 
+def pretext_cifar10(c, arg):
+  """CIFAR-10 at 32 px for a pretext classifier `c.method` (rotation, relative position): the
+  narrow ResNet-18 (width 16, CIFAR stem) of the Siamese `:cpu` configs, SGD momentum 0.9
+  with weight decay 5e-4 on every parameter, no warm-up, `arg.epochs`; kNN (k=200, t=0.1) on
+  backbone features every 10 epochs."""
+  cifar10_input(c, arg.source)
+  c.model.variant, c.model.resnet_width, c.model.cifar_stem = "resnet18", 16, True
+  c.optim.name, c.optim.momentum, c.optim.weight_decay = "sgd", 0.9, 5e-4
+  c.optim.wd_exclude, c.optim.decay_1d_params, c.optim.warmup_steps = None, True, 0
+  c.total_epochs = arg.epochs
+  c.log_every_steps, c.checkpoint_every_steps = 20, 500
+  c.evals.knn = sections.knn_eval_config(every_epochs=10, feature="backbone", batch_size=512,
+                                         k=(200,), temperatures=(0.1,))
+
+
+def pretext_imagenet(c, arg):
+  """ImageNet-1k (TFDS imagenet2012) at 224 px with a ResNet-50 in bfloat16 for a pretext
+  classifier `c.method`: SGD momentum 0.9, weight decay 5e-4 on every parameter, no warm-up,
+  random resized crops (0.5-1) and flips; kNN on backbone features every 10 epochs."""
+  c.input.source, c.input.name = "tfds", "imagenet2012"
+  c.input.image_size, c.input.batch_size = 224, 256
+  c.model.variant, c.model.dtype = "resnet50", "bfloat16"
+  c.optim.name, c.optim.momentum, c.optim.weight_decay = "sgd", 0.9, 5e-4
+  c.optim.wd_exclude, c.optim.decay_1d_params, c.optim.warmup_steps = None, True, 0
+  c.aug.crop_scale = (0.5, 1.0)
+  c.total_epochs = arg.epochs
+  c.log_every_steps, c.checkpoint_every_steps = 100, 2500
+  c.evals.knn = sections.knn_eval_config(every_epochs=10, test_split="validation",
+                                         feature="backbone", batch_size=1024)
+
+
+def pretext_runlocal(c):
+  """`resnet_runlocal` with a narrow head, for a pretext classifier `c.method`."""
+  resnet_runlocal(c)
+  c[c.method].head_hidden_dim = 32
+
+
 def dense_arg(arg):
   """The arguments of the dense-pretext CIFAR-10 configs: runlocal, cpu, source, epochs."""
   return loading.parse_arg(arg, runlocal=False, cpu=False, source="npz", epochs=200)
@@ -326,17 +367,9 @@ def dense_cifar10(c, arg):
 
 
 def dense_runlocal(c):
-  """Seconds on a CPU: a width-8 ResNet-18, a 16-wide decoder, 4 steps on the embedded digits."""
-  embedded_digits(c)
-  c.input.batch_size, c.input.num_threads = 32, 2
-  c.model.variant, c.model.resnet_width, c.model.cifar_stem = "resnet18", 8, True
-  c.model.dtype = "float32"
+  """`resnet_runlocal` with a 16-wide decoder, for a dense pretext `c.method`."""
+  resnet_runlocal(c)
   c[c.method].decoder_width = 16
-  c.total_epochs, c.total_steps = None, 4
-  c.optim.warmup_epochs, c.optim.warmup_steps = None, 0
-  c.log_every_steps, c.checkpoint_every_steps = 1, 2
-  c.evals.knn = sections.knn_eval_config(every_steps=4, feature="backbone", batch_size=64,
-                                         max_train_examples=512, max_test_examples=128)
 
 
 def dense_imagenet(c, arg, *, image_size, batch_size, lr, betas, weight_decay):

@@ -210,18 +210,23 @@ def target_init(variables, parts=("backbone", "projector")):
           "batch_stats": {k: v for k, v in variables["batch_stats"].items() if k in parts}}
 
 
-def network_forward_flops(config, head, image_size, predictor=True):
-  """Forward FLOPs of one image through backbone, projector and (if `predictor`) predictor."""
+def backbone_forward_flops(config, image_size):
+  """(forward FLOPs of one image of side `image_size` through the backbone, feature width)."""
   from ssljax.models import flops  # pylint: disable=g-import-not-at-top
   variant = config.model.variant
   if variant.startswith("resnet"):
-    total = flops.resnet_forward(variant, image_size, config.model.resnet_width,
-                                 config.model.cifar_stem)
     features = config.model.resnet_width * 8 * (
         4 if resnet.DEPTHS[variant][0] == "bottleneck" else 1)
-  else:
-    spec = vit.spec_from_config(config.model)
-    total, features = flops.vit_forward(spec, image_size), spec["width"]
+    return flops.resnet_forward(variant, image_size, config.model.resnet_width,
+                                config.model.cifar_stem), features
+  spec = vit.spec_from_config(config.model)
+  return flops.vit_forward(spec, image_size), spec["width"]
+
+
+def network_forward_flops(config, head, image_size, predictor=True):
+  """Forward FLOPs of one image through backbone, projector and (if `predictor`) predictor."""
+  from ssljax.models import flops  # pylint: disable=g-import-not-at-top
+  total, features = backbone_forward_flops(config, image_size)
   hidden = head.get("hidden_dim") or head.dim
   widths = [features] + [hidden] * (head.projector_layers - 1) + [head.dim]
   total += sum(flops.dense(a, b) for a, b in zip(widths, widths[1:]))

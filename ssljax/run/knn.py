@@ -53,6 +53,6 @@ def plan(config, mesh):
       init=lambda key: ({}, {}), objective=None, tx=optax.identity(),
       learning_rate=lambda step: 0.0, eval_variables=lambda state: featurizer.variables,
       evaluators={"knn": evaluator}, description=f"kNN of {featurizer.description}",
-      record=run_record.base_record(config, featurizer.description, config.probe.feature,
-                                    train_source, test_source),
+      record=dict(run_record.base_record(config, featurizer.description, config.probe.feature,
+                                         train_source, test_source), **featurizer.fit),
       result=best)

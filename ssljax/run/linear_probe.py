@@ -91,9 +91,9 @@ def plan(config, mesh):
   train_source, test_source, num_classes = run_record.splits(config, "probe")
   pipeline.check_batch_fits(config.input.batch_size, train_source)  # before the features
   # The whole training split in host memory (ImageNet: ~190 GB) only where it is used: the
-  # cached features of probe.augment=False, and the PCA baseline's fit.
+  # cached features of probe.augment=False, and the PCA and k-means baselines' fits.
   train_images = train_labels = None
-  if not config.probe.augment or config.baseline == "pca":
+  if not config.probe.augment or config.baseline in features.FITTED_BASELINES:
     train_images, train_labels = sources.labelled_arrays(
         sources.eval_source(train_source, config.input))
   test_images, test_labels = sources.labelled_arrays(test_source)
@@ -143,6 +143,6 @@ def plan(config, mesh):
       description=f"a linear head ({num_classes} classes) on {featurizer.description}",
       record=dict(run_record.base_record(config, featurizer.description, config.probe.feature,
                                          train_source, test_source),
-                  augment=config.probe.augment),
+                  augment=config.probe.augment, **featurizer.fit),
       result=lambda evals: {"metric": "top1", "value": evals["linear_probe/top1"]},
       best_of="linear_probe/top1")

@@ -54,13 +54,25 @@ def numpy_variables(module, *inputs, seed=0):
   return jax.tree_util.tree_map_with_path(value, shapes)
 
 
-@pytest.fixture(scope="session")
-def pretrained_workdir(tmp_path_factory):
-  """A demo:runlocal MAE pre-training run (6 steps), shared by the evaluation tests."""
+def _pretraining_run(tmp_path_factory, name, config_name):
+  """The workdir of a pre-training run of `config_name` without its evals."""
   from ssljax.run import run_types  # pylint: disable=g-import-not-at-top
-  workdir = tmp_path_factory.mktemp("pretrained")
-  config = load_config("demo", "runlocal")
+  workdir = tmp_path_factory.mktemp(name)
+  config = load_config(config_name, "runlocal")
   with config.unlocked():
     config.evals = {}
   run_types.run(config, str(workdir))
   return str(workdir)
+
+
+@pytest.fixture(scope="session")
+def pretrained_workdir(tmp_path_factory):
+  """A demo:runlocal MAE pre-training run (6 steps), shared by the evaluation tests."""
+  return _pretraining_run(tmp_path_factory, "pretrained", "demo")
+
+
+@pytest.fixture(scope="session")
+def simsiam_workdir(tmp_path_factory):
+  """A simsiam_cifar10:runlocal pre-training run (ResNet-18 width 8, 4 steps on the embedded
+  digits), shared by the tests that evaluate a ResNet backbone."""
+  return _pretraining_run(tmp_path_factory, "simsiam", "simsiam_cifar10")

@@ -296,6 +296,8 @@ def finetune_base_config():
   c.optim.warmup_epochs = 5.0
   c.optim.min_lr = 1e-6
   c.optim.clip_norm = placeholder(float)
+  c.optim.momentum = 0.9  # optim.name="sgd" (the ResNet recipe, recipes.finetune_resnet)
+  c.optim.nesterov = False
   return c
 
 

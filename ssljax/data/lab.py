@@ -13,6 +13,7 @@ ones ImageNet's colours fill; every sRGB colour at grid 10 gives `IN_GAMUT_BINS_
 """
 import functools
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -65,6 +66,7 @@ def in_gamut_bins(grid=10, levels=64):
   lattice, sorted by (a, b)."""
   axis = np.linspace(0.0, 1.0, levels, dtype=np.float32)
   rgb = np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), axis=-1).reshape(-1, 3)
-  ab = np.asarray(rgb_to_lab(jnp.asarray(rgb)))[:, 1:]
+  with jax.ensure_compile_time_eval():  # constants, also when first called under a trace
+    ab = np.asarray(rgb_to_lab(jnp.asarray(rgb)))[:, 1:]
   cells = np.unique(np.round(ab / grid).astype(np.int32), axis=0)
   return (cells * grid).astype(np.float32)

@@ -63,7 +63,8 @@ class Method:
   flops_per_example: Callable = _no_flops
   # (config, variables, images, rng) -> [B, 3, H, W, 3] panels for the reconstruction figure.
   reconstruct: Optional[Callable] = None
-  # (config) -> ViT spec of an encoder that fine-tuning can take (its params under "encoder").
+  # (config) -> the encoder fine-tuning takes: {"kind": "vit", "part", "vit": ViT spec} or
+  # {"kind": "resnet", "part", "module": the ResNet}; its params (and batch stats) under `part`.
   finetune_encoder: Optional[Callable] = None
   # (config) -> [(part of params, "vit" | "resnet", required)]: parts with a PyTorch layout.
   torch_parts: Optional[Callable] = None

@@ -117,3 +117,4 @@ def validate(config):
 
 
 torch_parts = siamese.torch_parts
+finetune_encoder = siamese.finetune_encoder

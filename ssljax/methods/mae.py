@@ -283,8 +283,8 @@ def validate(config):
 
 
 def finetune_encoder(config):
-  """The ViT spec of the encoder (`params["encoder"]`) that fine-tuning takes."""
-  return vit.spec_from_config(config.model)
+  """The encoder fine-tuning takes: the ViT under `params["encoder"]`, as its spec."""
+  return {"kind": "vit", "part": "encoder", "vit": vit.spec_from_config(config.model)}
 
 
 TORCH_WRAPPER_KEY = "model"  # the official files keep their weights under checkpoint["model"]

@@ -173,3 +173,4 @@ def default_config(version=2):
 
 
 torch_parts = siamese.torch_parts
+finetune_encoder = siamese.finetune_encoder

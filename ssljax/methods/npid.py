@@ -217,3 +217,4 @@ def flops_per_example(config):
 
 
 torch_parts = siamese.torch_parts
+finetune_encoder = siamese.finetune_encoder

@@ -389,3 +389,23 @@ def dense_imagenet(c, arg, *, image_size, batch_size, lr, betas, weight_decay):
                                          feature="backbone", batch_size=1024)
   if arg.runlocal:
     dense_runlocal(c)
+
+
+def finetune_resnet(c):
+  """SimCLR's fine-tuning of a ResNet on `c` (a `sections.finetune_base_config()`): the
+  release's CIFAR-10 command (`simclr/README.md`: `--train_mode=finetune --optimizer=momentum
+  --learning_rate=0.1 --weight_decay=0.0 --warmup_epochs=0 --zero_init_logits_layer=True`,
+  100 epochs at batch 512) with every block trained (`--fine_tune_after_block=-1`): SGD with
+  Nesterov momentum 0.9, lr = 0.1 * batch / 256, cosine to 0 per step without warm-up, no
+  weight decay, random resized crop (0.08-1) + flip only (no RandAugment, mixup/cutmix, label
+  smoothing or random erasing), a zero-initialised head (`classifier.ResNetClassifier`); no
+  layer decay, no drop path (ViT-only)."""
+  c.optim.name, c.optim.momentum, c.optim.nesterov = "sgd", 0.9, True
+  c.optim.blr, c.optim.weight_decay, c.optim.min_lr = 0.1, 0.0, 0.0
+  c.optim.warmup_epochs, c.optim.warmup_steps = None, 0
+  f = c.finetune
+  f.layer_decay, f.drop_path, f.learned_pos_embed = 1.0, 0.0, False
+  f.rand_augment_ops, f.mixup_alpha, f.cutmix_alpha = 0, 0.0, 0.0
+  f.label_smoothing, f.random_erase_prob = 0.0, 0.0
+  f.crop_scale, f.flip = (0.08, 1.0), True
+  c.total_epochs = 100.0

@@ -235,6 +235,14 @@ def network_forward_flops(config, head, image_size, predictor=True):
   return total
 
 
+def finetune_encoder(config):
+  """The encoder fine-tuning takes: the backbone, its params (and BatchNorm statistics) under
+  "backbone"; a ResNet as the module `build_backbone` makes, a ViT as its spec."""
+  if config.model.variant.startswith("resnet"):
+    return {"kind": "resnet", "part": "backbone", "module": build_backbone(config)}
+  return {"kind": "vit", "part": "backbone", "vit": vit.spec_from_config(config.model)}
+
+
 def torch_parts(config):
   """Only the backbone has a PyTorch layout (torchvision ResNet or timm ViT); heads, targets,
   queues and prototypes have no common one."""

@@ -167,3 +167,4 @@ def default_config():
 
 
 torch_parts = siamese.torch_parts
+finetune_encoder = siamese.finetune_encoder

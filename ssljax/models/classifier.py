@@ -1,10 +1,15 @@
-"""ViT image classifier for fine-tuning a pre-trained encoder (MAE's fine-tuning model).
+"""Image classifiers for fine-tuning a pre-trained encoder.
 
-Parameters: `encoder` (the `ViT`, named as in pre-training so its weights load one-to-one),
-`fc_norm` (average pooling only) and `head`. Pooling as in MAE's `models_vit.py`:
+`ViTClassifier` (MAE's fine-tuning model). Parameters: `encoder` (the `ViT`, named as in
+pre-training so its weights load one-to-one), `fc_norm` (average pooling only) and `head`.
+Pooling as in MAE's `models_vit.py`:
   pool="avg"  mean of the patch tokens, then LayerNorm `fc_norm` (the encoder's final `norm` is
               not used: MAE drops it when fine-tuning with global pooling)
   pool="cls"  the cls token after the encoder's final `norm`
+
+`ResNetClassifier`: a ResNet backbone's pooled features, then a linear `head` initialised to
+zero (SimCLR's fine-tuning, `--zero_init_logits_layer`). Parameters and BatchNorm statistics:
+`backbone` (as the Siamese methods name theirs) and `head`.
 """
 from typing import Any
 
@@ -44,3 +49,16 @@ class ViTClassifier(nn.Module):
     # (timm's trunc_normal_(std=2e-5) cuts at +-2 absolute, i.e. not at all: a plain normal.)
     return nn.Dense(self.num_classes, kernel_init=nn.initializers.normal(2e-5),
                     name="head")(x.astype(jnp.float32))
+
+
+class ResNetClassifier(nn.Module):
+  """images [B, H, W, C] (normalised) -> logits [B, num_classes] (float32); BatchNorm on batch
+  statistics (updating the running ones) with `train`, on the running ones without."""
+  backbone: nn.Module  # a `resnet.ResNet`, bound under the name "backbone"
+  num_classes: int
+
+  @nn.compact
+  def __call__(self, images, train=False):
+    features, _ = self.backbone(images, train=train)
+    return nn.Dense(self.num_classes, kernel_init=nn.initializers.zeros,
+                    name="head")(features.astype(jnp.float32))

@@ -62,6 +62,27 @@ def test_weight_decay_leaves_excluded_parameters_alone():
   np.testing.assert_array_equal(updates["cls_token"], 0)
 
 
+def test_frozen_parameters_never_move_while_the_rest_trains():
+  """SimSiam's predictor fixed at random init (`optim.frozen_regex`), on SimSiam's parameter
+  tree with its optimizer (weight decay, the predictor's fixed lr): it moves only unfrozen."""
+  c = load_config("simsiam_cifar10", "runlocal")
+  shapes = jax.eval_shape(lambda: methods.get("simsiam").init(c, jax.random.key(0),
+                                                              (1, 32, 32, 3)))["params"]
+  params = jax.tree.map(lambda s: jnp.ones(s.shape, s.dtype), shapes)
+  for frozen in ("^predictor/", None):
+    with c.unlocked():
+      c.optim.frozen_regex = frozen
+    tx, _ = optim.make(c.optim, 256, total_steps=4, warmup_steps=0)
+    state, moved = tx.init(params), params
+    for _ in range(3):
+      updates, state = tx.update(jax.tree.map(jnp.ones_like, moved), state, moved)
+      moved = jax.tree.map(jnp.add, moved, updates)
+    same = lambda part: all(bool(jnp.array_equal(a, b)) for a, b in zip(
+        jax.tree.leaves(moved[part]), jax.tree.leaves(params[part])))
+    assert same("predictor") == (frozen is not None)
+    assert not same("backbone") and not same("projector")
+
+
 def _recipe_params(name):
   """(the ImageNet recipe's config, its params tree at the runlocal model's size: same names
   and ranks, built shape-only)."""

@@ -90,7 +90,9 @@ def test_batchnorm_statistics_are_the_same_on_one_and_eight_devices():
   assert all(moved)  # every running statistic was updated by the training-mode pass
 
 
-@pytest.mark.parametrize("frozen", [True, pytest.param(False, marks=pytest.mark.slow)])
+# The default suite: test_optim's frozen/fixed-lr test on SimSiam's parameter tree.
+@pytest.mark.slow
+@pytest.mark.parametrize("frozen", [True, False])
 def test_predictor_fixed_at_random_init_never_moves(frozen):
   config = load_config("simsiam_cifar10", "runlocal")
   with config.unlocked():

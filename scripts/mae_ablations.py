@@ -15,14 +15,11 @@ and an unfinished one reruns the same command, which resumes from its checkpoint
 `--root/results.md` (the lecture's tables: case / lin / ft / FLOPs, the paper's ImageNet numbers
 beside them) and `--root/mask_ratio.png` from whatever rows have finished.
 """
-import argparse
-import ast
 import dataclasses
-import json
 import os
-import subprocess
-import sys
-import time
+
+import study_runs
+from study_runs import config_of, read_result
 
 PRETRAIN_CONFIG = "configs/mae_cifar10.py"
 PROBE_CONFIG = "configs/probe_cifar10.py:cpu,protocol=linear_probe,recipe=mae"
@@ -85,12 +82,6 @@ def unique_runs():
   return runs
 
 
-def _flag(field, value):
-  if isinstance(value, tuple):
-    value = "(" + ",".join(repr(v) for v in value) + ")"
-  return f"--config.{field}={value}"
-
-
 def pretrain_fields(row, steps):
   """{field: value} of a row's pre-training at `steps` steps (warm-up 5%, knn at the end)."""
   fields = {"total_epochs": None, "total_steps": steps, "seed": row.seed,
@@ -104,41 +95,14 @@ def commands(row, root, steps, finetune):
   """[(stage, workdir, argv)] of a row: pre-training, linear probe, fine-tuning (optional)."""
   workdir = os.path.join(root, row.name)
   pre = os.path.join(workdir, "pretrain")
-  main = [sys.executable, "-m", "ssljax.main"]
-  out = [("pretrain", pre, [*main, f"--config={PRETRAIN_CONFIG}", f"--workdir={pre}",
-                            *(_flag(k, v) for k, v in pretrain_fields(row, steps).items())])]
+  out = [("pretrain", pre, study_runs.command(PRETRAIN_CONFIG, pre, pretrain_fields(row, steps)))]
   probe = os.path.join(workdir, "linear_probe")
-  out.append(("linear_probe", probe, [*main, f"--config={PROBE_CONFIG}",
-                                      f"--config.init_from={pre}", f"--workdir={probe}"]))
+  out.append(("linear_probe", probe,
+              study_runs.command(PROBE_CONFIG, probe, {"init_from": pre})))
   if finetune and row.name in FINETUNE_ROWS:
     tune = os.path.join(workdir, "finetune")
-    out.append(("finetune", tune, [*main, f"--config={FINETUNE_CONFIG}",
-                                   f"--config.init_from={pre}", f"--workdir={tune}"]))
+    out.append(("finetune", tune, study_runs.command(FINETUNE_CONFIG, tune, {"init_from": pre})))
   return out
-
-
-def config_of(argv):
-  """The config a command's --config and --config.* flags give (for tests and FLOPs)."""
-  from ssljax.config import loading  # pylint: disable=g-import-not-at-top
-  spec = next(a.split("=", 1)[1] for a in argv if a.startswith("--config="))
-  config = loading.load(spec)
-  with config.unlocked():
-    for arg in argv:
-      if arg.startswith("--config."):
-        field, text = arg.removeprefix("--config.").split("=", 1)
-        try:
-          value = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-          value = text
-        loading.set_field(config, field, value)
-  return config
-
-
-def finished(stage, workdir, steps):
-  """Whether a stage's run has finished: the final checkpoint, or results.json."""
-  if stage == "pretrain":
-    return os.path.isdir(os.path.join(workdir, "checkpoints", str(steps)))
-  return os.path.isfile(os.path.join(workdir, "results.json"))
 
 
 def row_record(row, argv):
@@ -148,25 +112,6 @@ def row_record(row, argv):
   return {"name": row.name, "flops_per_example": mae.flops_per_example(config),
           "mask_token_flops_ratio": mae.mask_token_flops_ratio(config),
           "batch_size": config.input.batch_size}
-
-
-def seconds_per_step(pretrain_dir, batch_size):
-  """Median wall seconds per pre-training step of metrics.jsonl's img/s (None if none)."""
-  path = os.path.join(pretrain_dir, "metrics.jsonl")
-  if not os.path.isfile(path):
-    return None
-  with open(path, encoding="utf-8") as f:
-    rates = sorted(r["img_per_s"] for r in map(json.loads, filter(str.strip, f))
-                   if "img_per_s" in r)
-  return batch_size / rates[len(rates) // 2] if rates else None
-
-
-def read_result(workdir):
-  path = os.path.join(workdir, "results.json")
-  if not os.path.isfile(path):
-    return None
-  with open(path, encoding="utf-8") as f:
-    return json.load(f)["value"]
 
 
 TABLES = (("base", "Baseline, two seeds (the noise)"),
@@ -184,12 +129,7 @@ def _cell(value, scale=100.0):
 
 def tables(root):
   """Markdown of every table from the rows finished under `root` (`row.json`, results.json)."""
-  records = {}
-  for name in unique_runs():
-    path = os.path.join(root, name, "row.json")
-    if os.path.isfile(path):
-      with open(path, encoding="utf-8") as f:
-        records[name] = json.load(f)
+  records = study_runs.read_records(root, unique_runs())
   base_flops = records.get("base", {}).get("flops_per_example")
   lines = []
   for table, title in TABLES:
@@ -219,9 +159,7 @@ def plot_mask_ratio(root, out):
       points.append((float(row.case.rstrip("%")), 100 * value))
   if not points:
     return False
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  plt = study_runs.pyplot()
   fig, ax = plt.subplots(figsize=(5, 3.5))
   ax.plot(*zip(*sorted(points)), marker="o")
   ax.set_xlabel("mask ratio (%)")
@@ -235,23 +173,14 @@ def plot_mask_ratio(root, out):
 def run_row(row, root, steps, finetune, dry_run):
   """Runs what is unfinished of a row, then writes its row.json (FLOPs, results, s/step)."""
   stages = commands(row, root, steps, finetune)
-  for stage, workdir, argv in stages:
-    if finished(stage, workdir, steps):
-      print(f"[{row.name}] {stage}: finished, skipped")
-      continue
-    print(" ".join(argv), flush=True)
-    if not dry_run:
-      start = time.time()
-      subprocess.run(argv, check=True)
-      print(f"[{row.name}] {stage}: {time.time() - start:.0f} s", flush=True)
+  study_runs.run_stages(row.name, stages, steps, dry_run)
   if dry_run:
     return
   record = row_record(row, stages[0][2])
-  record["seconds_per_step"] = seconds_per_step(stages[0][1], record["batch_size"])
+  record["seconds_per_step"] = study_runs.seconds_per_step(stages[0][1], record["batch_size"])
   for stage, workdir, _ in stages[1:]:
     record[stage] = read_result(workdir)
-  with open(os.path.join(root, row.name, "row.json"), "w", encoding="utf-8") as f:
-    json.dump(record, f, indent=1)
+  study_runs.write_record(root, row.name, record)
 
 
 def write_tables(root):
@@ -263,19 +192,15 @@ def write_tables(root):
 
 
 def main():
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--root", required=True)
+  parser = study_runs.parser(__doc__)
   parser.add_argument("--steps", type=int, default=2000)
   parser.add_argument("--finetune", action="store_true",
                       help=f"also fine-tune rows {', '.join(FINETUNE_ROWS)}")
-  parser.add_argument("--rows", default="", help="comma-separated row names (default: all)")
-  parser.add_argument("--dry_run", action="store_true", help="print the commands only")
-  parser.add_argument("--tables_only", action="store_true")
   args = parser.parse_args()
-  chosen = [r for n, r in unique_runs().items() if not args.rows or n in args.rows.split(",")]
+  runs = unique_runs()
   if not args.tables_only:
-    for row in chosen:
-      run_row(row, args.root, args.steps, args.finetune, args.dry_run)
+    for name in study_runs.chosen(list(runs), args.rows):
+      run_row(runs[name], args.root, args.steps, args.finetune, args.dry_run)
   if not args.dry_run:
     path, plotted = write_tables(args.root)
     print(f"tables: {path}" + (f"; plot: {os.path.join(args.root, 'mask_ratio.png')}"

@@ -1,4 +1,5 @@
 """The scripts in scripts/ run end to end and are reproducible from their seed."""
+import functools
 import io
 import json
 import os
@@ -104,3 +105,100 @@ def test_mae_ablation_skips_finished_runs(tmp_path, capsys):
       tmp_path / "aug_none" / "linear_probe") in out
   study.run_row(row, str(tmp_path), 400, finetune=False, dry_run=True)  # a longer budget
   assert "--config.total_steps=400" in capsys.readouterr().out
+
+
+def _paradigms():
+  import paradigms  # pylint: disable=g-import-not-at-top
+  return paradigms
+
+
+def test_paradigm_commands_are_valid_configs_at_one_budget(tmp_path):
+  from ssljax.config import loading  # pylint: disable=g-import-not-at-top
+  from ssljax.run import run_types  # pylint: disable=g-import-not-at-top
+  study = _paradigms()
+  trained = {}
+  for row in study.rows():
+    stages, budget = study.commands(row, str(tmp_path), 3)
+    assert [s for s, _, _ in stages] == ["pretrain"] * bool(row.method) + ["knn", "linear_probe"]
+    for stage, workdir, argv in stages:
+      assert workdir == os.path.join(str(tmp_path), row.name, stage)
+      config = study.study_runs.config_of(argv)
+      run_types.for_config(config).validate(config)
+      if stage == "pretrain":
+        images = config.total_steps * config.input.batch_size
+        assert config.total_epochs is None and 3 * 50000 - 3 * config.input.batch_size < images
+        assert images <= 3 * 50000 and config.seed == row.seed
+        assert config.evals.knn.every_steps == config.total_steps == budget["steps"]
+        assert not config.evals.knn.random_init_baseline and config.method in config
+        loaded = loading.load(argv[3].removeprefix("--config="))
+        for field in (a[9:-5] for a in argv if a.endswith("=None")):
+          # ml_collections (the CLI) cannot override a field that is None already
+          assert functools.reduce(lambda node, key: node[key], field.split("."), loaded) is not None
+        trained[row.name] = (config.method, config.model.variant, config.model.get("resnet_width"))
+      else:
+        assert config.protocol == stage and config.baseline == row.baseline
+        if row.encoder != "-":  # the pixel-space floors have no encoder feature
+          assert config.probe.feature == ("cls" if row.encoder == study.VIT else "backbone")
+        assert config.init_from == (os.path.join(str(tmp_path), row.name, "pretrain")
+                                    if row.method else "")
+  assert trained["mae"][:2] == ("mae", "Ti/4")
+  resnets = {v for n, v in trained.items() if not n.startswith("mae")}
+  assert resnets == {(m, "resnet18", 16) for m, _, _ in resnets}  # one narrow encoder
+  assert {m for m, _, _ in trained.values()} == {
+      "mae", "simsiam", "simclr", "moco", "byol", "swav", "npid", "denoising",
+      "context_encoder", "colorization", "rotation", "relative_position"}
+  assert {n for n in trained if n.endswith("_seed1")} == {"mae_seed1", "simsiam_seed1",
+                                                           "rotation_seed1"}
+  # a recipe's warm-up keeps its fraction of the run: MAE's 20 of 400 epochs
+  assert study.commands(study.rows_by_name()["mae"], str(tmp_path), 40)[1]["warmup_steps"] == 194
+
+
+def test_paradigms_table_is_grouped_as_the_lecture(tmp_path):
+  study = _paradigms()
+  root = str(tmp_path)
+  for name, record in (("pca", {"knn": 0.4161, "linear_probe": 0.409}),
+                       ("mae", {"epochs": 2, "steps": 194, "batch_size": 512, "knn": 0.25,
+                                "linear_probe": 0.5, "wall_s": {"pretrain": 1500.0}})):
+    os.makedirs(os.path.join(root, name))
+    study.study_runs.write_record(root, name, dict(record, name=name))
+  text = study.tables(root, study.epochs_per_row(2, "rotation=4"))
+  titles = [t for _, t in study.GROUPS]
+  assert [text.index(f"| **{t}** |") for t in titles] == sorted(
+      text.index(f"| **{t}** |") for t in titles)
+  assert "| PCA (256 components) | - | - | - | - | 41.6 | 40.9 |" in text
+  assert "| random patches: MAE | ViT-Ti/4 | 99,328 (2) | 194 x 512 | 25.0 | 25.0 | 50.0 |" in text
+  assert ("| (t) rotation prediction | ResNet-18, width 16 | 199,680 (4) | 1,560 x 128 | - | "
+          "not run yet | not run yet |") in text
+  lecture_order = ["pixels (the", "PCA", "k-means", "rotation prediction", "denoising",
+                   "colorization", "context encoder", "MAE |", "NPID", "SimCLR", "SwAV",
+                   "SimSiam |", "BYOL"]
+  assert [text.index(c) for c in lecture_order] == sorted(text.index(c) for c in lecture_order)
+  assert text.count("```bash") == len(study.rows())
+  assert "python -m ssljax.main --config=configs/probe_cifar10.py:cpu,protocol=knn," \
+         "recipe=mae,baseline=pca --workdir=" in text
+  assert study.plot(root, str(tmp_path / "p.png")) and (tmp_path / "p.png").stat().st_size > 0
+
+
+def test_paradigms_skip_finished_runs_and_record_them(tmp_path, capsys, monkeypatch):
+  study = _paradigms()
+  root = str(tmp_path)
+  rotation = study.rows_by_name()["rotation"]
+  (_, pre, _), (_, knn_dir, _), (_, probe_dir, _) = study.commands(rotation, root, 1)[0]
+  os.makedirs(os.path.join(pre, "checkpoints", "390"))
+  study.run_row(rotation, root, 1, dry_run=True)
+  out = capsys.readouterr().out
+  assert "[rotation] pretrain: finished, skipped" in out and f"--workdir={knn_dir}" in out
+  study.run_row(rotation, root, 2, dry_run=True)  # a longer budget trains on
+  assert "--config.total_steps=780" in capsys.readouterr().out
+  for workdir, record in ((knn_dir, {"value": 0.5, "all": {"knn/top1_k200_t0.1": 0.375}}),
+                          (probe_dir, {"value": 0.625})):
+    os.makedirs(workdir)
+    with open(os.path.join(workdir, "results.json"), "w", encoding="utf-8") as f:
+      json.dump(record, f)
+  with open(os.path.join(pre, "metrics.jsonl"), "w", encoding="utf-8") as f:
+    f.write('{"step": 1, "img_per_s": 64.0}\n')
+  monkeypatch.setattr(study.study_runs.subprocess, "run", lambda *a, **k: pytest.fail("ran"))
+  study.run_row(rotation, root, 1, dry_run=False)
+  record = study.study_runs.read_records(root, ["rotation"])["rotation"]
+  assert (record["knn"], record["linear_probe"], record["steps"]) == (0.375, 0.625, 390)
+  assert record["seconds_per_step"] == 2.0 and record["wall_s"] == {}

@@ -8,7 +8,9 @@
 
 The paper's CIFAR-10 recipe (NIN networks): batch 128 images, each in its 4 rotations (512
 views), SGD with Nesterov momentum 0.9, lr 0.1 (not scaled with the batch), weight decay 5e-4,
-lr x 0.2 at epochs 30, 60 and 80 of 100 (scaled with `epochs=`), random crops and flips before
+lr x 0.2 at epochs 60, 120 and 160 of 200 (the release's
+`config/CIFAR10_RotNet_NIN4blocks.py`; the paper's text: 30/60/80 of 100; scaled with
+`epochs=`), random crops and flips before
 rotating. Changed here: the encoder is the narrow ResNet-18 (width 16, CIFAR stem) the Siamese
 CIFAR-10 CPU configs use, so the paradigms table compares methods on one encoder; the
 classifier is a linear layer on its pooled feature; the crop is a random resized crop
@@ -20,7 +22,7 @@ from ssljax.methods import recipes, rotation
 
 
 def get_config(arg=None):
-  arg = loading.parse_arg(arg, runlocal=False, source="npz", epochs=100)
+  arg = loading.parse_arg(arg, runlocal=False, source="npz", epochs=200)
   c = sections.base_config()
   c.method = "rotation"
   c.rotation = rotation.default_config()

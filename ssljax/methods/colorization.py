@@ -6,7 +6,8 @@ stem and its checkpoint stays a plain ResNet or ViT for probes, fine-tuning and 
 in; the encoder-decoder (`dense_prediction`) predicts the ab channels of every pixel.
 `loss`:
   "classification" (the paper): ab quantised on a grid of `grid` (10) units; the target of a
-    pixel is its soft encoding, a Gaussian (`soft_sigma` 5) over its `soft_neighbours` (5)
+    pixel is its soft encoding, a Gaussian (`soft_sigma` 5) over its `soft_neighbours` (10, the
+    release's NNEncLayer; the paper's text says 5)
     nearest bins; the loss is the cross-entropy with that target, weighted by the class
     rebalancing weight w of the pixel's nearest bin: w ~ ((1 - lambda) p~ + lambda / Q)^-1,
     normalised so that sum_q p~_q w_q = 1, with p~ the empirical ab distribution of the training
@@ -171,7 +172,7 @@ def flops_per_example(config):
 def default_config():
   """`config.colorization`: the paper's classification loss and settings."""
   return ml_collections.ConfigDict(dict(
-      loss="classification", grid=10, soft_neighbours=5, soft_sigma=5.0,
+      loss="classification", grid=10, soft_neighbours=10, soft_sigma=5.0,
       rebalance_lambda=0.5, rebalance_sigma=5.0, prior_examples=2000, decoder_width=64))
 
 

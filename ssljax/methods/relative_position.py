@@ -20,9 +20,9 @@ proportion and the paper's gap of half a patch where the pixels allow:
 
 Chromatic aberration (`relative_position.chroma`): the paper found the network locating
 patches by the colour fringes lenses leave away from the image centre and tried two remedies,
-both here: "project" (the default) multiplies every pixel by B = I - a^T a / (a a^T) with
+both here: "project" multiplies every pixel by B = I - a^T a / (a a^T) with
 a = [-1, 2, -1], removing the green-magenta axis; it is a fixed transform, so `encode` applies
-it too and the evaluated encoder sees what it was trained on. "drop" keeps one random colour
+it too and the evaluated encoder sees what it was trained on. "drop" (the default: the release's only remedy, `train.py`) keeps one random colour
 channel of each patch and replaces the other two with Gaussian noise of 1/100 of the kept
 channel's standard deviation (the encoder is then evaluated on colour images, as in the
 paper). "none" leaves colours as they are.
@@ -165,7 +165,7 @@ def flops_per_example(config):
 
 def default_config():
   """`config.relative_position` at 32 px (see the module docstring for 224 px)."""
-  return ml_collections.ConfigDict(dict(patch_size=7, gap=3, jitter=1, chroma="project",
+  return ml_collections.ConfigDict(dict(patch_size=7, gap=3, jitter=1, chroma="drop",
                                         head_layers=2, head_hidden_dim=512))
 
 

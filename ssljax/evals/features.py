@@ -27,6 +27,7 @@ from ssljax.runtime import pretrained, sharding
 from ssljax.data import augment
 from ssljax.errors import ConfigError
 from ssljax.evals import kmeans
+from ssljax.models import pca
 
 BASELINES = ("", "random_init", "pixels", "pca", "kmeans")
 FITTED_BASELINES = ("pca", "kmeans")  # fitted on the training images
@@ -45,13 +46,6 @@ def _pixels(images, size):
   """float [B, H, W, 3] in [0, 255] -> [B, size*size*3] normalised pixels."""
   x = augment.eval_view(images, size)
   return x.reshape(x.shape[0], -1)
-
-
-def _fit_pca(pixels, dims):
-  """[N, P] -> (mean [P], components [P, dims]) of the top `dims` principal directions."""
-  mean = pixels.mean(axis=0)
-  _, _, vt = np.linalg.svd(pixels - mean, full_matrices=False)
-  return mean.astype(np.float32), vt[:dims].T.astype(np.float32)
 
 
 def _raw_pixels(images, size):
@@ -105,8 +99,7 @@ def build(config, mesh, train_images=None):
     sample = train_images[np.random.default_rng(config.seed).permutation(len(train_images))[
         :config.probe.pca_fit_examples]]
     flat = np.asarray(jax.jit(lambda x: _pixels(x, size))(sample.astype(np.float32)))
-    mean, components = _fit_pca(flat, config.probe.pca_dims)
-    variables = jax.device_put({"mean": mean, "components": components}, replicated)
+    variables = jax.device_put(pca.fit(flat, config.probe.pca_dims), replicated)
     fn = lambda v, images: (_pixels(images, size) - v["mean"]) @ v["components"]
     return Featurizer(fn, variables, size, f"pca{config.probe.pca_dims}")
   if baseline == "kmeans":

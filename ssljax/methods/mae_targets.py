@@ -22,6 +22,7 @@ import numpy as np
 
 from ssljax.data import augment, sources
 from ssljax.errors import ConfigError, DataError
+from ssljax.models import pca
 from ssljax.models import patches, vit
 
 TARGETS = ("pixel", "norm_pixel", "pca", "tokens")
@@ -152,15 +153,7 @@ def sample_patches(config, source):
   return np.asarray(patches.patchify(x, p)).reshape(-1, patch_dim(config))
 
 
-def fit_pca(patch_pixels, dims):
-  """[N, P] -> {"mean" [P], "components" [P, dims]}: the top `dims` principal directions,
-  largest variance first, each signed so that its largest-magnitude entry is positive."""
-  x = np.asarray(patch_pixels, np.float64)
-  mean = x.mean(axis=0)
-  variances, vectors = np.linalg.eigh(np.cov(x - mean, rowvar=False))
-  top = vectors[:, np.argsort(variances)[::-1][:dims]]
-  top *= np.sign(top[np.abs(top).argmax(axis=0), np.arange(dims)])
-  return {"mean": mean.astype(np.float32), "components": top.astype(np.float32)}
+fit_pca = pca.fit
 
 
 def fit_kmeans(points, size, iterations, seed):

@@ -3,6 +3,8 @@
   export SSLJAX_CIFAR10_DIR=/path/to/cifar10
   python scripts/mae_ablations.py --root=/tmp/mae_ablations --steps=2000 [--finetune] [--dry_run]
   python scripts/mae_ablations.py --root=/tmp/mae_ablations --tables_only   # tables from what ran
+  python scripts/mae_ablations.py --root=/tmp/mae_ablations --steps=500 \
+    --record=docs/evidence/mae_ablations --rows=base,mask_25  # a few rows a session, kept in git
 
 Every row is `configs/mae_cifar10.py` (ViT-Ti/4, 4 x 128 decoder) pre-trained for `--steps`
 steps with one or two fields changed, then linear-probed (`configs/probe_cifar10.py:cpu,
@@ -11,9 +13,11 @@ at three mask ratios. The base row is the paper's ablation baseline (75% masking
 tokens in the encoder, pixels without per-patch normalisation, random-size crop), run with two
 seeds; rows that equal it share its runs. Each row has its workdirs under `--root/<row>/`
 (pretrain, linear_probe, finetune); a finished step (final checkpoint, results.json) is skipped
-and an unfinished one reruns the same command, which resumes from its checkpoint. Writes
-`--root/results.md` (the lecture's tables: case / lin / ft / FLOPs, the paper's ImageNet numbers
-beside them) and `--root/mask_ratio.png` from whatever rows have finished.
+and an unfinished one reruns the same command, which resumes from its checkpoint. Each finished
+row's `row.json` (budget, FLOPs, s/step, results) goes under `--record` (default `--root`), and
+a row recorded there with its results at the same `--steps` is not run again. Writes
+`results.md` (the lecture's tables: case / lin / ft / FLOPs, the paper's ImageNet numbers
+beside them) and `mask_ratio.png` beside the records, from whatever rows have finished.
 """
 import dataclasses
 import os
@@ -127,9 +131,9 @@ def _cell(value, scale=100.0):
   return "not run yet" if value is None else f"{value * scale:.1f}"
 
 
-def tables(root):
-  """Markdown of every table from the rows finished under `root` (`row.json`, results.json)."""
-  records = study_runs.read_records(root, unique_runs())
+def tables(records_dir):
+  """Markdown of every table from the rows recorded under `records_dir` (their row.json)."""
+  records = study_runs.read_records(records_dir, unique_runs())
   base_flops = records.get("base", {}).get("flops_per_example")
   lines = []
   for table, title in TABLES:
@@ -150,11 +154,12 @@ def tables(root):
   return "\n".join(lines)
 
 
-def plot_mask_ratio(root, out):
-  """Linear-probe accuracy vs mask ratio of the finished rows; False if none has finished."""
+def plot_mask_ratio(records_dir, out):
+  """Linear-probe accuracy vs mask ratio of the recorded rows; False if none has finished."""
+  records = study_runs.read_records(records_dir, unique_runs())
   points = []
   for row in (r for r in rows() if r.table == "mask_ratio"):
-    value = read_result(os.path.join(root, row.name, "linear_probe"))
+    value = records.get(row.name, {}).get("linear_probe")
     if value is not None:
       points.append((float(row.case.rstrip("%")), 100 * value))
   if not points:
@@ -170,25 +175,37 @@ def plot_mask_ratio(root, out):
   return True
 
 
-def run_row(row, root, steps, finetune, dry_run):
-  """Runs what is unfinished of a row, then writes its row.json (FLOPs, results, s/step)."""
+def results_of(row, finetune):
+  """The measured values a finished row's row.json holds."""
+  return ("linear_probe",) + (("finetune",) if finetune and row.name in FINETUNE_ROWS else ())
+
+
+def run_row(row, root, steps, finetune, dry_run, records_dir=None):
+  """Runs what is unfinished of a row, then writes its row.json (steps, FLOPs, results, s/step)
+  under `records_dir` (default `root`); a row recorded there at `steps` is skipped."""
+  records_dir = records_dir or root
+  if study_runs.recorded(records_dir, row.name, {"steps": steps}, results_of(row, finetune)):
+    print(f"[{row.name}] recorded in {records_dir} at {steps} steps, skipped")
+    return
   stages = commands(row, root, steps, finetune)
   study_runs.run_stages(row.name, stages, steps, dry_run)
   if dry_run:
     return
   record = row_record(row, stages[0][2])
+  record["steps"] = steps
   record["seconds_per_step"] = study_runs.seconds_per_step(stages[0][1], record["batch_size"])
   for stage, workdir, _ in stages[1:]:
     record[stage] = read_result(workdir)
-  study_runs.write_record(root, row.name, record)
+  study_runs.write_record(records_dir, row.name, record)
 
 
-def write_tables(root):
-  path = os.path.join(root, "results.md")
+def write_tables(records_dir):
+  os.makedirs(records_dir, exist_ok=True)
+  path = os.path.join(records_dir, "results.md")
   with open(path, "w", encoding="utf-8") as f:
-    f.write(tables(root) + "\n")
-  plotted = plot_mask_ratio(root, os.path.join(root, "mask_ratio.png"))
-  return path, plotted
+    f.write(tables(records_dir) + "\n")
+  plot = os.path.join(records_dir, "mask_ratio.png")
+  return path, plot if plot_mask_ratio(records_dir, plot) else None
 
 
 def main():
@@ -200,11 +217,10 @@ def main():
   runs = unique_runs()
   if not args.tables_only:
     for name in study_runs.chosen(list(runs), args.rows):
-      run_row(runs[name], args.root, args.steps, args.finetune, args.dry_run)
+      run_row(runs[name], args.root, args.steps, args.finetune, args.dry_run, args.record)
   if not args.dry_run:
-    path, plotted = write_tables(args.root)
-    print(f"tables: {path}" + (f"; plot: {os.path.join(args.root, 'mask_ratio.png')}"
-                               if plotted else ""))
+    path, plot = write_tables(args.record or args.root)
+    print(f"tables: {path}" + (f"; plot: {plot}" if plot else ""))
 
 
 if __name__ == "__main__":

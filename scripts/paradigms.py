@@ -3,6 +3,8 @@
   export SSLJAX_CIFAR10_DIR=/path/to/cifar10
   python scripts/paradigms.py --root=/tmp/paradigms --epochs=5 [--dry_run] [--rows=mae,pca]
   python scripts/paradigms.py --root=/tmp/paradigms --tables_only   # the table from what ran
+  python scripts/paradigms.py --root=/tmp/paradigms --epochs=2 \
+    --record=docs/evidence/paradigms --rows=pca,rotation  # a few rows a session, kept in git
 
 Every method of the lecture ("Paradigms of Self-Supervised Representation Learning in Vision",
 ../shared/seed/) pre-trains with its `configs/<method>_cifar10.py` (`:cpu` where the config has
@@ -14,9 +16,10 @@ probe (`configs/probe_cifar10.py:cpu`, `recipe=simsiam` for a ResNet, `recipe=ma
 The floors (random init of each architecture, pixels, PCA, k-means) go through the same two
 probes. mae, simsiam and rotation also run with seed 1. Each stage has its workdir under
 `--root/<row>/`; a finished one is skipped, an unfinished one resumes from its checkpoint; the
-wall seconds of each stage run add up in `--root/<row>/row.json`. Writes `--root/paradigms.md`
-(one table grouped as the lecture groups the methods, then every row's commands) and
-`--root/paradigms.png` (a bar chart of it) from whatever rows have finished.
+wall seconds of each stage run add up in the row's `row.json`, under `--record` (default
+`--root`), where a row recorded with both results at the same budget is not run again. Writes
+`paradigms.md` (one table grouped as the lecture groups the methods, then every row's commands)
+and `paradigms.png` (a bar chart of it) beside the records, from whatever rows have finished.
 """
 import dataclasses
 import os
@@ -166,14 +169,19 @@ def knn_top1(workdir):
   return None if results is None else results["all"][KNN_METRIC]
 
 
-def run_row(row, root, epochs, dry_run):
-  """Runs what is unfinished of a row, then writes its row.json: budget, wall seconds per
-  stage (summed over the invocations that ran it), s/step, kNN and linear-probe top-1."""
+def run_row(row, root, epochs, dry_run, records_dir=None):
+  """Runs what is unfinished of a row, then writes its row.json under `records_dir` (default
+  `root`): budget, wall seconds per stage (summed over the invocations that ran it), s/step,
+  kNN and linear-probe top-1. A row recorded there with both at the same budget is skipped."""
+  records_dir = records_dir or root
   stages, budget = commands(row, root, epochs)
+  if study_runs.recorded(records_dir, row.name, budget, ("knn", "linear_probe")):
+    print(f"[{row.name}] recorded in {records_dir} at this budget, skipped")
+    return
   seconds = study_runs.run_stages(row.name, stages, budget.get("steps"), dry_run)
   if dry_run:
     return
-  before = study_runs.read_records(root, [row.name]).get(row.name, {})
+  before = study_runs.read_records(records_dir, [row.name]).get(row.name, {})
   wall = dict(before.get("wall_s", {}))
   for stage, spent in seconds.items():
     wall[stage] = wall.get(stage, 0.0) + spent
@@ -183,7 +191,7 @@ def run_row(row, root, epochs, dry_run):
   if "pretrain" in dirs:
     record["seconds_per_step"] = study_runs.seconds_per_step(dirs["pretrain"],
                                                              budget["batch_size"])
-  study_runs.write_record(root, row.name, record)
+  study_runs.write_record(records_dir, row.name, record)
 
 
 def _cell(value):
@@ -198,10 +206,11 @@ def _shell(argv):
   return " ".join(["python", *argv[1:]] if argv[0] == study_runs.MAIN[0] else argv)
 
 
-def tables(root, epochs_of):
-  """Markdown of the grouped table and every row's commands, from the rows finished under
-  `root` (their row.json); `epochs_of` {row name: epochs} gives the unfinished rows' budget."""
-  records = study_runs.read_records(root, rows_by_name())
+def tables(root, epochs_of, records_dir=None):
+  """Markdown of the grouped table and every row's commands (workdirs under `root`), from the
+  rows recorded under `records_dir` (default `root`; their row.json); `epochs_of` {row name:
+  epochs} gives the unrecorded rows' budget."""
+  records = study_runs.read_records(records_dir or root, rows_by_name())
   lines = ["| row | encoder | images seen (epochs) | steps x batch | pre-training (min) | "
            "kNN top-1 (k=200, t=0.1) | linear probe top-1 |",
            "| --- | --- | --- | --- | --- | --- | --- |"]
@@ -225,10 +234,10 @@ def tables(root, epochs_of):
   return "\n".join(lines)
 
 
-def plot(root, out):
-  """Bars of kNN and linear-probe top-1 of the finished rows, in the table's order; False if
+def plot(records_dir, out):
+  """Bars of kNN and linear-probe top-1 of the recorded rows, in the table's order; False if
   none has finished."""
-  records = study_runs.read_records(root, rows_by_name())
+  records = study_runs.read_records(records_dir, rows_by_name())
   shown = [(row, records[row.name]) for row in rows() if row.name in records]
   if not shown:
     return False
@@ -248,11 +257,14 @@ def plot(root, out):
   return True
 
 
-def write_tables(root, epochs_of):
-  path = os.path.join(root, "paradigms.md")
+def write_tables(root, epochs_of, records_dir=None):
+  records_dir = records_dir or root
+  os.makedirs(records_dir, exist_ok=True)
+  path = os.path.join(records_dir, "paradigms.md")
   with open(path, "w", encoding="utf-8") as f:
-    f.write(tables(root, epochs_of) + "\n")
-  return path, plot(root, os.path.join(root, "paradigms.png"))
+    f.write(tables(root, epochs_of, records_dir) + "\n")
+  chart = os.path.join(records_dir, "paradigms.png")
+  return path, chart if plot(records_dir, chart) else None
 
 
 def epochs_per_row(epochs, overrides):
@@ -280,11 +292,10 @@ def main():
   by_name = rows_by_name()
   if not args.tables_only:
     for name in study_runs.chosen(list(by_name), args.rows):
-      run_row(by_name[name], args.root, epochs_of[name], args.dry_run)
+      run_row(by_name[name], args.root, epochs_of[name], args.dry_run, args.record)
   if not args.dry_run:
-    path, plotted = write_tables(args.root, epochs_of)
-    print(f"table: {path}" + (f"; chart: {os.path.join(args.root, 'paradigms.png')}"
-                              if plotted else ""))
+    path, chart = write_tables(args.root, epochs_of, args.record)
+    print(f"table: {path}" + (f"; chart: {chart}" if chart else ""))
 
 
 if __name__ == "__main__":

@@ -102,8 +102,18 @@ def read_result(workdir):
 
 
 def write_record(root, name, record):
+  os.makedirs(os.path.join(root, name), exist_ok=True)
   with open(os.path.join(root, name, ROW_RECORD), "w", encoding="utf-8") as f:
-    json.dump(record, f, indent=1)
+    json.dump(record, f, indent=1, sort_keys=True)
+    f.write("\n")
+
+
+def recorded(records_dir, name, budget, results):
+  """Whether row `name` has a row.json under `records_dir` with every one of `results` (keys
+  of measured values) set, at the same `budget` {field: value}: such a row is not run again."""
+  record = read_records(records_dir, [name]).get(name)
+  return (record is not None and all(record.get(k) is not None for k in results)
+          and all(record.get(k) == v for k, v in budget.items()))
 
 
 def read_records(root, names):
@@ -130,6 +140,9 @@ def parser(doc):
   p = argparse.ArgumentParser(description=doc.splitlines()[0])
   p.add_argument("--root", required=True, help="one workdir per row and stage under it")
   p.add_argument("--rows", default="", help="comma-separated row names (default: all)")
+  p.add_argument("--record", default=None,
+                 help="folder of the rows' row.json and the tables (default: --root); a row "
+                 "recorded there with its results at the same budget is not run again")
   p.add_argument("--dry_run", action="store_true", help="print the commands only")
   p.add_argument("--tables_only", action="store_true", help="write the tables, run nothing")
   return p

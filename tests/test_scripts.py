@@ -70,10 +70,10 @@ def test_mae_ablation_commands_are_valid_configs(tmp_path):
   assert {r.name for r in study.rows() if r.table == "mask_ratio"} >= {"mask_10", "mask_95"}
 
 
-def _fake_row(root, name, lin=None, ft=None, flops=1e9, seconds=0.5):
+def _fake_row(root, name, lin=None, ft=None, flops=1e9, seconds=0.5, steps=300):
   os.makedirs(os.path.join(root, name), exist_ok=True)
   record = {"name": name, "flops_per_example": flops, "seconds_per_step": seconds,
-            "linear_probe": lin, "finetune": ft}
+            "linear_probe": lin, "finetune": ft, "steps": steps}
   with open(os.path.join(root, name, "row.json"), "w", encoding="utf-8") as f:
     json.dump(record, f)
 
@@ -88,9 +88,7 @@ def test_mae_ablation_tables_from_finished_rows(tmp_path):
   assert "| encoder w/o [M] | 45.1 | 80.0 | 1.00x | 0.500 | 84.9 | 73.5 |" in text
   assert "| PCA | not run yet | - | - | - | 84.6 | 72.3 |" in text
   assert text.count("### ") == len(study.TABLES)
-  probe = tmp_path / "mask_25" / "linear_probe"
-  probe.mkdir(parents=True)
-  (probe / "results.json").write_text('{"value": 0.41}')
+  _fake_row(root, "mask_25", lin=0.41)
   assert study.plot_mask_ratio(root, str(tmp_path / "m.png")) and (tmp_path / "m.png").exists()
 
 
@@ -105,6 +103,19 @@ def test_mae_ablation_skips_finished_runs(tmp_path, capsys):
       tmp_path / "aug_none" / "linear_probe") in out
   study.run_row(row, str(tmp_path), 400, finetune=False, dry_run=True)  # a longer budget
   assert "--config.total_steps=400" in capsys.readouterr().out
+
+
+def test_a_row_recorded_in_the_kept_folder_is_not_run_again_on_a_new_machine(tmp_path, capsys):
+  study = _mae_ablations()
+  row, kept, root = study.unique_runs()["mask_25"], str(tmp_path / "kept"), str(tmp_path / "w")
+  _fake_row(kept, "mask_25", lin=0.41, steps=300)  # committed by an earlier session
+  study.run_row(row, root, 300, finetune=False, dry_run=True, records_dir=kept)
+  assert "recorded in" in capsys.readouterr().out and not os.path.exists(root)
+  for steps, finetune in ((500, False), (300, True)):  # another budget; a result it lacks
+    study.run_row(row, root, steps, finetune=finetune, dry_run=True, records_dir=kept)
+    assert f"--config.total_steps={steps}" in capsys.readouterr().out
+  table, plot = study.write_tables(kept)
+  assert "| 25% | 41.0 |" in open(table, encoding="utf-8").read() and plot.startswith(kept)
 
 
 def _paradigms():
@@ -202,3 +213,8 @@ def test_paradigms_skip_finished_runs_and_record_them(tmp_path, capsys, monkeypa
   record = study.study_runs.read_records(root, ["rotation"])["rotation"]
   assert (record["knn"], record["linear_probe"], record["steps"]) == (0.375, 0.625, 390)
   assert record["seconds_per_step"] == 2.0 and record["wall_s"] == {}
+  fresh = str(tmp_path / "new_machine")  # its workdirs are gone; the kept record is not
+  study.run_row(rotation, fresh, 1, dry_run=True, records_dir=root)
+  assert "recorded in" in capsys.readouterr().out
+  study.run_row(rotation, fresh, 2, dry_run=True, records_dir=root)
+  assert f"--workdir={os.path.join(fresh, 'rotation', 'pretrain')}" in capsys.readouterr().out

@@ -163,19 +163,22 @@ def test_step_decay_multiplies_by_the_factor_at_each_epoch():
     assert float(lr(step)) == pytest.approx(expected, rel=1e-6), step
 
 
-# The releases' RotNet learning-rate tables (FeatureLearningRotNet: config/ImageNet_RotNet_AlexNet.py
-# and config/CIFAR10_RotNet_NIN4blocks.py): (epoch, lr from that epoch on), batch, crop scale.
-ROTNET = {"rotation_r50": (((0, 0.01), (15, 1e-3), (30, 1e-4), (45, 1e-5)), 192, (0.08, 1.0)),
-          "rotation_cifar10": (((0, 0.1), (60, 0.02), (120, 0.004), (160, 0.0008)), 128,
-                               (0.6, 1.0))}
+# Releases' learning-rate tables: (epoch, lr from that epoch on), batch, crop scale. RotNet:
+# FeatureLearningRotNet config/ImageNet_RotNet_AlexNet.py and CIFAR10_RotNet_NIN4blocks.py; the
+# context encoder: train.lua's constant Adam lr for the L2-only loss.
+RELEASE_LR = {
+    "context_encoder_r50": (((0, 2e-4),), 64, (0.2, 1.0)),
+    "rotation_r50": (((0, 0.01), (15, 1e-3), (30, 1e-4), (45, 1e-5)), 192, (0.08, 1.0)),
+    "rotation_cifar10": (((0, 0.1), (60, 0.02), (120, 0.004), (160, 0.0008)), 128, (0.6, 1.0))}
 
 
-@pytest.mark.parametrize("name", sorted(ROTNET))
-def test_rotnet_configs_step_their_learning_rate_as_the_release(name):
-  table, batch, crop_scale = ROTNET[name]
+@pytest.mark.parametrize("name", sorted(RELEASE_LR))
+def test_configs_step_their_learning_rate_as_their_release(name):
+  table, batch, crop_scale = RELEASE_LR[name]
   c, spe = load_config(name), 10
   assert (c.input.batch_size, tuple(c.aug.crop_scale)) == (batch, crop_scale)
   lr = optim.schedule(c.optim, batch, c.total_epochs * spe, 0, steps_per_epoch=spe)
+  assert c.optim.weight_decay == (0.0 if name == "context_encoder_r50" else 5e-4)
   for (epoch, expected), (until, _) in zip(table, table[1:] + ((c.total_epochs, None),)):
     for step in (epoch * spe, until * spe - 1):
       assert float(lr(step)) == pytest.approx(expected, rel=1e-5), (epoch, step)

@@ -105,6 +105,29 @@ def test_colour_dropping_keeps_one_channel_and_replaces_the_others_by_faint_nois
     assert 0 < dropped[..., c].std() < np.asarray(patch[..., kept[0]]).std() / 50
 
 
+def test_down_sampling_keeps_flat_patches_and_removes_the_finest_texture():
+  side = 52
+  flat = jnp.full((side, side, 3), 0.7)
+  checker = jnp.tile((np.indices((side, side)).sum(0) % 2 * 2.0 - 1)[..., None], (1, 1, 3))
+  keys = jax.random.split(jax.random.key(0), 200)
+  always = jax.jit(jax.vmap(lambda k, x: relpos.downsample(k, x, 1.0), in_axes=(0, None)))
+  np.testing.assert_allclose(always(keys, flat), 0.7, rtol=1e-5)
+  assert float(jnp.abs(always(keys, checker)).mean()) < 0.25  # shrunk below 96/96 of the side
+  np.testing.assert_allclose(relpos.down_up_matrix(side, side), np.eye(side), atol=1e-5)
+  third = jax.vmap(lambda k: relpos.downsample(k, checker, 0.33))(keys)
+  changed = np.mean(np.abs(np.asarray(third - checker)).max(axis=(1, 2, 3)) > 1e-3)
+  assert 0.2 < changed < 0.47, changed
+
+
+def test_rms_normalisation_makes_mean_and_contrast_no_cue():
+  patches = jax.random.normal(jax.random.key(4), (5, 7, 7, 3))
+  normalised = relpos.rms_normalise(patches)
+  np.testing.assert_allclose(normalised.mean(axis=(1, 2)), 0.0, atol=1e-5)
+  np.testing.assert_allclose(jnp.sqrt(jnp.mean(normalised ** 2, axis=(1, 2, 3))), 1.0, rtol=1e-5)
+  brighter = relpos.rms_normalise(patches * 3.0 + jnp.asarray([2.0, -1.0, 0.5]))
+  np.testing.assert_allclose(brighter, normalised, atol=1e-4)
+
+
 PRETEXT_CONFIGS = {"rotation_cifar10": "rotation_accuracy",
                    "relative_position_cifar10": "position_accuracy"}
 

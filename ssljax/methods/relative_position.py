@@ -27,11 +27,18 @@ channel of each patch and replaces the other two with Gaussian noise of 1/100 of
 channel's standard deviation (the encoder is then evaluated on colour images, as in the
 paper). "none" leaves colours as they are.
 
+Patch statistics, as the release's `prep_image`: with probability `downsample_prob` (0.33) a
+patch is shrunk to a random side whose area is uniform between (10/96)^2 and (95/96)^2 of the
+patch's, and resized back (`downsample`), so that fine texture is not a reliable cue; then
+(`patch_norm="rms"`) each patch has its channel means removed and is divided by its RMS, so
+that its mean and contrast are no cue either (the release scales to RMS 50, AlexNet's input
+scale; here RMS 1, the scale of the standardised images the encoder is evaluated on).
+
 Deviations (docs/fidelity.md): any `siamese.build_backbone` encoder (ResNet, or a ViT whose
 patch size divides `patch_size`) instead of the paper's AlexNet-style towers, with a
-`head_layers` MLP (Linear + BN + ReLU) in place of its fc7/fc8; the projection acts on
-standardised pixels; no random down-sampling of patches; the image is first cut and resized to
-`input.image_size` (`aug.crop`, `aug.flip`; the CIFAR config uses the whole image).
+`head_layers` MLP (Linear + BN + ReLU) in place of its fc7, fc8, fc9 (3 layers); the projection
+acts on standardised pixels; the image is first cut and resized to `input.image_size`
+(`aug.crop`, `aug.flip`; the CIFAR config uses the whole image).
 """
 import jax
 import jax.numpy as jnp
@@ -45,6 +52,9 @@ from ssljax.methods import pretext, siamese
 NEIGHBOURS = ((0, 0), (0, 1), (0, 2), (1, 0), (1, 2), (2, 0), (2, 1), (2, 2))
 CENTRE = (1, 1)
 CHROMA = ("project", "drop", "none")
+PATCH_NORMS = ("rms", "none")
+# The release's down-sampled areas, in pixels of its 96 px patch: uniform in [10^2, 95^2].
+DOWNSAMPLE_AREA = (10 / 96) ** 2, (95 / 96) ** 2
 GREEN_MAGENTA = (-1.0, 2.0, -1.0)
 
 
@@ -112,16 +122,66 @@ def chroma_transform(chroma, key, patches):
   return patches
 
 
+def _triangle_weights(positions, count, width):
+  """[M] sample positions (continuous pixel coordinates) -> [M, count] weights of a linear
+  kernel `width` pixels wide over pixels 0..count-1 (centres at i + 0.5), each row summing
+  to 1 over the pixels it reaches."""
+  centres = jnp.arange(count) + 0.5
+  weights = jnp.maximum(0.0, 1.0 - jnp.abs(centres[None] - positions[:, None]) / width)
+  return weights / jnp.maximum(weights.sum(axis=1, keepdims=True), 1e-12)
+
+
+def down_up_matrix(small, side):
+  """[side, side] R such that R @ x @ R.T shrinks a side x side image x to small x small
+  pixels (bilinear, antialiased; `small` an integer in [1, side]) and stretches it back."""
+  rows = jnp.arange(side)
+  down = _triangle_weights((rows + 0.5) * side / small, side, side / small)  # [side, side]
+  down = down * (rows < small)[:, None]  # rows >= small do not exist in the small image
+  up = _triangle_weights((rows + 0.5) * small / side, side, 1.0)
+  up = up * (rows < small)[None, :]
+  up = up / up.sum(axis=1, keepdims=True)  # the edge reads the last small pixel only
+  return up @ down
+
+
+def downsample(key, patch, prob):
+  """[p, p, C] -> with probability `prob`, the patch shrunk to a side of round(sqrt(U) * p)
+  pixels (at least 1), U uniform in DOWNSAMPLE_AREA, then resized back to p."""
+  apply_key, area_key = jax.random.split(key)
+  side = patch.shape[0]
+  area = jax.random.uniform(area_key, (), minval=DOWNSAMPLE_AREA[0], maxval=DOWNSAMPLE_AREA[1])
+  small = jnp.clip(jnp.round(jnp.sqrt(area) * side), 1, side)
+  resample = down_up_matrix(small, side)
+  restored = jnp.einsum("ij,jkc,lk->ilc", resample, patch, resample)
+  return jnp.where(jax.random.uniform(apply_key) < prob, restored, patch)
+
+
+def rms_normalise(patches):
+  """[N, p, p, C] -> each patch minus its channel means, divided by its RMS."""
+  centred = patches - jnp.mean(patches, axis=(1, 2), keepdims=True)
+  rms = jnp.sqrt(jnp.mean(jnp.square(centred), axis=(1, 2, 3), keepdims=True))
+  return centred / jnp.maximum(rms, 1e-6)
+
+
+def patch_statistics(config, key, patches):
+  """`downsample_prob` then `patch_norm` on patches [N, p, p, C]."""
+  c = config.relative_position
+  if c.downsample_prob > 0:
+    patches = jax.vmap(lambda k, x: downsample(k, x, c.downsample_prob))(
+        jax.random.split(key, patches.shape[0]), patches)
+  return rms_normalise(patches) if c.patch_norm == "rms" else patches
+
+
 def pairs(config, rng, batch):
   """uint8 batch["image"] [B, H, W, 3] -> (centres [B, p, p, 3], neighbours [B, p, p, 3],
-  labels int32 [B]), standardised and with `chroma` applied; one key per example."""
+  labels int32 [B]), standardised, with `chroma` and the patch statistics applied."""
   c = config.relative_position
-  view_key, pair_key, chroma_key = jax.random.split(rng, 3)
+  view_key, pair_key, chroma_key, stats_key = jax.random.split(rng, 4)
   images = pretext.training_images(config, view_key, batch)
   keys = augment.example_keys(pair_key, images.shape[0], **augment.micro_batch(batch, config))
   centres, neighbours, labels, _ = jax.vmap(
       lambda k, x: sample_pair(k, x, c.patch_size, c.gap, c.jitter))(keys, images)
   both = chroma_transform(c.chroma, chroma_key, jnp.concatenate([centres, neighbours]))
+  both = patch_statistics(config, stats_key, both)
   return both[:len(labels)], both[len(labels):], labels
 
 
@@ -166,7 +226,8 @@ def flops_per_example(config):
 def default_config():
   """`config.relative_position` at 32 px (see the module docstring for 224 px)."""
   return ml_collections.ConfigDict(dict(patch_size=7, gap=3, jitter=1, chroma="drop",
-                                        head_layers=2, head_hidden_dim=512))
+                                        downsample_prob=0.33, patch_norm="rms",
+                                        head_layers=3, head_hidden_dim=512))
 
 
 def validate(config):
@@ -187,6 +248,12 @@ def validate(config):
   if c.chroma not in CHROMA:
     raise ConfigError(f"relative_position.chroma={c.chroma!r} is unknown: use one of "
                       f"{', '.join(CHROMA)}")
+  if c.patch_norm not in PATCH_NORMS:
+    raise ConfigError(f"relative_position.patch_norm={c.patch_norm!r} is unknown: use one of "
+                      f"{', '.join(PATCH_NORMS)}")
+  if not isinstance(c.downsample_prob, (int, float)) or not 0 <= c.downsample_prob <= 1:
+    raise ConfigError(f"relative_position.downsample_prob={c.downsample_prob!r} is invalid: "
+                      "use a probability in [0, 1] (0.33 in the release, 0 turns it off)")
   if not config.model.variant.startswith("resnet"):
     from ssljax.models import vit  # pylint: disable=g-import-not-at-top
     vit_patch = vit.spec_from_config(config.model)["patch_size"]

@@ -8,8 +8,10 @@
 The paper: L in, ab out as a classification over grid-10 ab bins with soft targets (5 nearest,
 sigma 5) and class rebalancing (lambda 0.5, sigma 5) from ImageNet's ab distribution, a VGG-style
 network, Adam. Here: the same loss with the in-gamut bins computed from the conversion and the
-distribution of 2000 training images (`fit_state`), the narrow ResNet-18 of
-simsiam_cifar10.py:cpu and the shared decoder at full resolution (`recipes.dense_cifar10`).
+distribution of 2000 training images (`fit_state`), the release's 10 nearest bins and its
+weight 0 for grayscale images, the narrow ResNet-18 of simsiam_cifar10.py:cpu and the shared
+decoder at full resolution (`recipes.dense_cifar10`). `:runlocal` weighs every image (its
+embedded digits are all gray).
 `--config.colorization.loss=regression` is the paper's L2 baseline.
 """
 from ssljax.config import sections
@@ -23,5 +25,6 @@ def get_config(arg=None):
   recipes.dense_cifar10(c, arg)
   if arg.runlocal:
     c.colorization.prior_examples = 256
+    c.colorization.gray_threshold = None  # the embedded digits are gray: each would weigh 0
   c.lock()
   return c

@@ -91,6 +91,26 @@ def test_a_perfect_prediction_of_the_bins_gives_the_minimal_loss():
       assert float(colorization.weighted_cross_entropy(other, target, pixel_weights)) > best
 
 
+def test_grayscale_images_weigh_nothing_in_the_colorization_loss():
+  config = load_config("colorization_cifar10", "runlocal")
+  q = len(colorization.bins(config))
+  colour = jax.random.uniform(jax.random.key(0), (8, 8, 2), minval=-40, maxval=40)
+  gray = jnp.zeros((8, 8, 2)).at[1, 1].set(30.0)  # off the every-4th-pixel grid: still gray
+  ab = jnp.stack([colour, gray])
+  np.testing.assert_array_equal(colorization.colourful(ab, 5.0), [1.0, 0.0])
+  state = {"ab_prior": {"weights": jnp.ones(q)}}
+  out = jax.random.normal(jax.random.key(1), (2, 8, 8, q))
+  grads = {}
+  for threshold in (5.0, None):
+    with config.unlocked():
+      config.colorization.gray_threshold = threshold
+    loss = lambda o: colorization.colorization_loss(config, o, ab, state)[0]
+    grads[threshold] = jax.grad(loss)(out)
+    assert float(jnp.abs(grads[threshold][0]).sum()) > 0
+  assert not np.asarray(grads[5.0][1]).any() and np.asarray(grads[None][1]).any()
+  np.testing.assert_allclose(grads[5.0][0], grads[None][0], rtol=1e-5)
+
+
 def test_corruption_zeroes_the_configured_fraction_and_adds_noise_of_the_configured_std():
   clean = jax.random.uniform(jax.random.key(0), (4, 32, 32, 3), minval=0.2, maxval=1.0)
   corrupted, mask = denoising.corrupt(jax.random.key(1), clean, 0.0, 0.3)

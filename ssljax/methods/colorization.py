@@ -13,7 +13,9 @@ in; the encoder-decoder (`dense_prediction`) predicts the ab channels of every p
     normalised so that sum_q p~_q w_q = 1, with p~ the empirical ab distribution of the training
     split smoothed by a Gaussian of `rebalance_sigma` (5) and lambda = `rebalance_lambda` (0.5).
     p~ and w are fitted on `prior_examples` training images by `fit_state` and kept as model
-    state ("ab_prior"), so a resumed run keeps them;
+    state ("ab_prior"), so a resumed run keeps them. An image none of whose every-4th pixels
+    has |a| or |b| above `gray_threshold` (5; the release's NonGrayMaskLayer) is grayscale and
+    weighs 0, so gray photographs do not teach that everything is gray (None: every image);
   "regression": the L2 loss on ab (scaled by 1/110), the paper's regression baseline.
 
 Differences from the paper: the Q bins are the grid cells that any sRGB colour falls in
@@ -131,6 +133,12 @@ def fit_state(config, source):
                        "weights": weights.astype(np.float32)}}
 
 
+def colourful(ab, threshold):
+  """ab [B, H, W, 2] -> float32 [B]: 1 where some pixel of the every-4th-pixel grid (the
+  release's subsampled ab) has |a| or |b| above `threshold`, else 0 (a grayscale image)."""
+  return jnp.any(jnp.abs(ab[:, ::4, ::4]) > threshold, axis=(1, 2, 3)).astype(jnp.float32)
+
+
 def colorization_loss(config, out, ab, state):
   """Network output [B, H, W, Q or 2] vs true ab [B, H, W, 2] -> (loss, metrics)."""
   c = config.colorization
@@ -140,9 +148,15 @@ def colorization_loss(config, out, ab, state):
   centres = bins(config)
   target = soft_encode(ab, centres, c.soft_neighbours, c.soft_sigma)
   nearest = hard_encode(ab, centres)
-  value = weighted_cross_entropy(out, target, state["ab_prior"]["weights"][nearest])
+  pixel_weights = state["ab_prior"]["weights"][nearest]
+  metrics = {}
+  if c.gray_threshold is not None:
+    image_weights = colourful(ab, c.gray_threshold)
+    pixel_weights = pixel_weights * image_weights[:, None, None]
+    metrics["gray_fraction"] = 1.0 - jnp.mean(image_weights)
+  value = weighted_cross_entropy(out, target, pixel_weights)
   accuracy = jnp.mean(jnp.argmax(out, axis=-1) == nearest)
-  return value, {"loss": value, "bin_accuracy": accuracy}
+  return value, dict(metrics, loss=value, bin_accuracy=accuracy)
 
 
 def init(config, rng, image_shape):
@@ -173,7 +187,8 @@ def default_config():
   """`config.colorization`: the paper's classification loss and settings."""
   return ml_collections.ConfigDict(dict(
       loss="classification", grid=10, soft_neighbours=10, soft_sigma=5.0,
-      rebalance_lambda=0.5, rebalance_sigma=5.0, prior_examples=2000, decoder_width=64))
+      rebalance_lambda=0.5, rebalance_sigma=5.0, prior_examples=2000, gray_threshold=5.0,
+      decoder_width=64))
 
 
 def validate(config):
@@ -196,6 +211,10 @@ def validate(config):
   for field, ok, fix in checks:
     if not ok:
       raise ConfigError(f"colorization.{field}={c[field]!r} is invalid: use {fix}")
+  if c.gray_threshold is not None and not (isinstance(c.gray_threshold, (int, float))
+                                           and c.gray_threshold >= 0):
+    raise ConfigError(f"colorization.gray_threshold={c.gray_threshold!r} is invalid: use ab "
+                      "units >= 0 (the release uses 5), or None to weigh every image")
 
 
 torch_parts = siamese.torch_parts

@@ -251,7 +251,7 @@ def plot(records_dir, out):
   ax.invert_yaxis()
   ax.set_xlabel("CIFAR-10 test top-1 (%)")
   ax.set_title("The lecture's paradigms on CIFAR-10, one budget")
-  ax.legend(loc="lower right")
+  ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))  # beside the bars, never over one
   fig.tight_layout()
   fig.savefig(out, dpi=100)
   return True

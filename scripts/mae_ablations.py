@@ -87,11 +87,13 @@ def unique_runs():
 
 
 def pretrain_fields(row, steps):
-  """{field: value} of a row's pre-training at `steps` steps (warm-up 5%, knn at the end)."""
+  """{field: value} of a row's pre-training at `steps` steps (warm-up 5%, monitors once at
+  the end, the kNN one on study_runs.KNN_MONITOR_CAP's subset)."""
   fields = {"total_epochs": None, "total_steps": steps, "seed": row.seed,
             "optim.warmup_epochs": None, "optim.warmup_steps": max(steps // 20, 1),
             "checkpoint_every_steps": min(500, steps), "evals.knn.every_steps": steps,
-            "evals.recon.every_steps": steps, **BASE, **dict(row.fields)}
+            "evals.recon.every_steps": steps, **study_runs.knn_monitor_fields(), **BASE,
+            **dict(row.fields)}
   return fields
 
 

@@ -30,7 +30,6 @@ from study_runs import read_result
 CIFAR10_TRAIN = 50000
 PROBE_CONFIG = "configs/probe_cifar10.py"
 KNN_METRIC = "knn/top1_k200_t0.1"
-MONITOR_CAP = {"max_train_examples": 10000, "max_test_examples": 2000}
 RESNET, VIT = "ResNet-18, width 16", "ViT-Ti/4"
 
 # The lecture's order: reconstructive (simplest, with a transformation, with masking /
@@ -126,7 +125,7 @@ def pretrain_budget(row, epochs):
       fields[f"evals.{name}.every_epochs"] = None
     fields[f"evals.{name}.every_steps"] = steps
     if name == "knn":
-      fields.update({f"evals.knn.{k}": v for k, v in MONITOR_CAP.items()})
+      fields.update(study_runs.knn_monitor_fields())
       fields["evals.knn.random_init_baseline"] = False
   return _without_noops(loading.load(_pretrain_spec(row, epochs)), fields), budget
 

@@ -17,6 +17,9 @@ import time
 
 MAIN = (sys.executable, "-m", "ssljax.main")
 ROW_RECORD = "row.json"
+# A pre-training's own kNN monitor, run once at its end, on a subset: the studies' numbers
+# come from their separate evaluations, and the full 50k x 10k monitor costs minutes a row.
+KNN_MONITOR_CAP = {"max_train_examples": 10000, "max_test_examples": 2000}
 
 
 def flag(field, value):
@@ -24,6 +27,11 @@ def flag(field, value):
   if isinstance(value, tuple):
     value = "(" + ",".join(repr(v) for v in value) + ")"
   return f"--config.{field}={value}"
+
+
+def knn_monitor_fields():
+  """{field: value} that cap a pre-training's kNN monitor at KNN_MONITOR_CAP."""
+  return {f"evals.knn.{k}": v for k, v in KNN_MONITOR_CAP.items()}
 
 
 def command(config, workdir, fields=None):

@@ -59,6 +59,8 @@ def test_mae_ablation_commands_are_valid_configs(tmp_path):
       if stage == "pretrain":
         run_types.for_config(config).validate(config)
         assert config.total_steps == 300 and config.seed == row.seed
+        assert (config.evals.knn.max_train_examples, config.evals.knn.max_test_examples) == (
+            10000, 2000)  # the monitor on a subset: the study's number is the probe's
         seen.add((config.mae.mask_ratio, config.mae.target, config.mae.encoder_mask_tokens,
                   config.aug.crop, tuple(config.aug.crop_scale), config.aug.color_jitter_prob,
                   config.mae.decoder_depth, config.mae.decoder_width, config.seed))

@@ -69,7 +69,7 @@ def rows():
   for depth, paper in ((1, (84.8, 65.5)), (2, (84.9, 70.0)), (4, (84.9, 71.9)),
                        (8, (84.9, 73.5))):
     name = "base" if depth == 4 else f"decoder_depth_{depth}"
-    out.append(Row(name, "decoder_depth", f"{depth} blocks", (("mae.decoder_depth", depth),),
+    out.append(Row(name, "decoder_depth", f"{depth} block" + "s" * (depth > 1), (("mae.decoder_depth", depth),),
                    paper=paper))
   for width, paper in ((128, (84.9, 69.1)), (256, (84.8, 71.3))):
     name = "base" if width == 128 else f"decoder_width_{width}"
@@ -168,7 +168,13 @@ def plot_mask_ratio(records_dir, out):
     return False
   plt = study_runs.pyplot()
   fig, ax = plt.subplots(figsize=(5, 3.5))
-  ax.plot(*zip(*sorted(points)), marker="o")
+  ax.plot(*zip(*sorted(points)), marker="o", label="seed 0")
+  other_seed = records.get("base_seed1", {}).get("linear_probe")
+  if other_seed is not None:  # the base row's second seed: the noise of one point
+    ax.plot([75.0], [100 * other_seed], marker="x", linestyle="none", color="black",
+            label="75%, seed 1")
+    ax.legend()
+  ax.set_xlim(0, 100)
   ax.set_xlabel("mask ratio (%)")
   ax.set_ylabel("linear probe top-1 (%)")
   ax.set_title("MAE on CIFAR-10: linear probe vs mask ratio")

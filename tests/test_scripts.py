@@ -91,6 +91,7 @@ def test_mae_ablation_tables_from_finished_rows(tmp_path):
   assert "| PCA | not run yet | - | - | - | 84.6 | 72.3 |" in text
   assert text.count("### ") == len(study.TABLES)
   _fake_row(root, "mask_25", lin=0.41)
+  _fake_row(root, "base_seed1", lin=0.43)
   assert study.plot_mask_ratio(root, str(tmp_path / "m.png")) and (tmp_path / "m.png").exists()
 
 

@@ -69,8 +69,8 @@ def rows():
   for depth, paper in ((1, (84.8, 65.5)), (2, (84.9, 70.0)), (4, (84.9, 71.9)),
                        (8, (84.9, 73.5))):
     name = "base" if depth == 4 else f"decoder_depth_{depth}"
-    out.append(Row(name, "decoder_depth", f"{depth} block" + "s" * (depth > 1), (("mae.decoder_depth", depth),),
-                   paper=paper))
+    case = f"{depth} block" + "s" * (depth > 1)
+    out.append(Row(name, "decoder_depth", case, (("mae.decoder_depth", depth),), paper=paper))
   for width, paper in ((128, (84.9, 69.1)), (256, (84.8, 71.3))):
     name = "base" if width == 128 else f"decoder_width_{width}"
     out.append(Row(name, "decoder_width", f"{width}", (("mae.decoder_width", width),),
